@@ -1,0 +1,8 @@
+"""ami: an agent acts in its world while deep models learn from what it lives through.
+
+The runtime has exactly three threads (see ``ami.threads``): main (system control and
+the web API), inference (agent <-> world at a fixed interval) and training. Every
+object they share has one writing thread (``ami.sharing``).
+"""
+
+__version__ = "0.1.0"

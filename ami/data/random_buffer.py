@@ -1,0 +1,91 @@
+"""Fixed capacity, random replacement: a long memory that keeps old experience alive."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from typing_extensions import override
+
+from ami.data.buffer import DataBuffer
+from ami.data.step import Step
+
+
+class RandomReplacementBuffer(DataBuffer):
+    """Once full, each new chunk of steps replaces a uniformly chosen old chunk.
+
+    Unlike a FIFO, the age of what survives is spread out, so rare early experience is
+    not forgotten after ``capacity`` steps. Steps are grouped into chunks of
+    ``chunk_length`` consecutive steps so that models needing sequences (dynamics) can
+    still sample runs of up to ``chunk_length`` steps; ``chunk_length=1`` is classic
+    per-step random replacement. A trailing partial chunk waits (unsampled) until full.
+
+    Args:
+        capacity: Most steps held; rounded down to a multiple of ``chunk_length``.
+        chunk_length: Consecutive steps kept together.
+        name, keys, dtypes, seed: See :class:`DataBuffer`.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        chunk_length: int = 1,
+        name: str = "experience",
+        keys: Sequence[str] | None = None,
+        dtypes: Mapping[str, str] | None = None,
+        seed: int = 0,
+    ) -> None:
+        if not 1 <= chunk_length <= capacity:
+            raise ValueError(
+                f"{name}: chunk_length must be in 1..capacity ({capacity}), got {chunk_length}"
+            )
+        super().__init__(name, capacity - capacity % chunk_length, keys, dtypes, seed)
+        self.chunk_length = chunk_length
+        self._num_chunks = self.capacity // chunk_length
+        self._make_storage((self._num_chunks, chunk_length))
+        self._filled_chunks = 0
+        self._partial: list[Step] = []
+
+    @override
+    def _add(self, steps: Sequence[Step]) -> None:
+        self._partial.extend(steps)
+        whole = len(self._partial) // self.chunk_length
+        if whole == 0:
+            return
+        ready = self._partial[: whole * self.chunk_length]
+        self._partial = self._partial[whole * self.chunk_length :]
+        stacked = self._storage.stack(ready)
+        for chunk in range(whole):
+            part = slice(chunk * self.chunk_length, (chunk + 1) * self.chunk_length)
+            values = {key: value[part] for key, value in stacked.items()}
+            if self._filled_chunks < self._num_chunks:
+                slot = self._filled_chunks
+                self._filled_chunks += 1
+            else:
+                slot = int(torch.randint(self._num_chunks, (1,), generator=self.generator))
+                self.evicted += self.chunk_length
+            self._storage.write(slot, values)
+
+    @override
+    def __len__(self) -> int:
+        return self._filled_chunks * self.chunk_length
+
+    @property
+    @override
+    def max_sequence_length(self) -> int:
+        return self.chunk_length
+
+    @property
+    @override
+    def longest_sequence(self) -> int:
+        return self.chunk_length
+
+    @override
+    def sample_sequences(self, batch_size: int, length: int) -> dict[str, torch.Tensor]:
+        self._check_sample_args(batch_size, length)
+        chunks = torch.randint(self._filled_chunks, (batch_size, 1), generator=self.generator)
+        starts = torch.randint(
+            self.chunk_length - length + 1, (batch_size, 1), generator=self.generator
+        )
+        offsets = starts + torch.arange(length)
+        return self._storage.read((chunks, offsets))  # type: ignore[arg-type]

@@ -1,0 +1,10 @@
+"""The agent's side of the world: environments, agents, sensors, actuators, wrappers.
+
+Everything here runs on the inference thread.
+"""
+
+from ami.interaction.agent import Agent
+from ami.interaction.environment import Environment
+from ami.interaction.interaction import Interaction
+
+__all__ = ["Agent", "Environment", "Interaction"]

@@ -1,0 +1,56 @@
+"""The decision maker: observation in, action out, experience recorded on the way."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+
+import torch
+
+from ami.data.collector import StepCollector
+from ami.models.wrapper import InferenceModel
+
+
+class Agent(ABC):
+    """Chooses actions on the inference thread and records what training needs.
+
+    The runtime calls :meth:`bind` once before the thread starts, then :meth:`setup`,
+    :meth:`step` once per tick, and :meth:`teardown`. Recurrent state (a hidden vector
+    carried from step to step) belongs here, never inside a model: models are switched
+    between threads and must hold no state between calls.
+    """
+
+    models: Mapping[str, InferenceModel]
+    collector: StepCollector
+
+    def bind(self, models: Mapping[str, InferenceModel], collector: StepCollector) -> None:
+        """Give the agent the read-only inference models and the experience collector."""
+        self.models = models
+        self.collector = collector
+
+    def setup(self) -> None:
+        """Prepare for the first step (allocate state, warm models up)."""
+
+    def teardown(self) -> None:
+        """Release what :meth:`setup` acquired."""
+
+    @abstractmethod
+    def step(self, observation: torch.Tensor) -> torch.Tensor:
+        """Choose the action for ``observation`` and record the step's data.
+
+        Args:
+            observation: ``(C, H, W)`` float in ``[0, 1]``.
+
+        Returns:
+            int64 tensor, one choice index per action category.
+        """
+
+    def on_pause(self) -> None:
+        """The system paused; the next step follows a gap in time."""
+
+    def on_resume(self) -> None:
+        """The system resumed after :meth:`on_pause`."""
+
+    def metrics(self) -> Mapping[str, float]:
+        """Per-step numbers for TensorBoard, logged under ``inference/``."""
+        return {}

@@ -1,0 +1,46 @@
+"""What an agent lives in: something that yields observations and takes actions."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+
+import torch
+
+
+class Environment(ABC):
+    """A world as the inference thread sees it.
+
+    Observations are float tensors ``(C, H, W)`` in ``[0, 1]``; actions are int64 tensors
+    of shape ``(len(action_choices),)``, one choice index per action category. All
+    methods run on the inference thread, in this order: :meth:`setup`, then any number
+    of :meth:`observe` / :meth:`affect` pairs (with :meth:`on_pause` / :meth:`on_resume`
+    around pauses), then :meth:`teardown` exactly once, even after a failure.
+    """
+
+    def setup(self) -> None:
+        """Acquire resources (devices, sockets); fail here, loudly, if they are missing."""
+
+    def teardown(self) -> None:
+        """Release resources and leave the world in a neutral state (e.g. no key held)."""
+
+    @abstractmethod
+    def observe(self) -> torch.Tensor:
+        """The current observation, ``(C, H, W)`` float in ``[0, 1]``."""
+
+    @abstractmethod
+    def affect(self, action: torch.Tensor) -> None:
+        """Apply one action: an int64 tensor with one choice per action category."""
+
+    def on_pause(self) -> None:
+        """The system paused: stop acting in the world (e.g. release all inputs)."""
+
+    def on_resume(self) -> None:
+        """The system resumed after :meth:`on_pause`."""
+
+    def metrics(self) -> Mapping[str, float]:
+        """Numbers for TensorBoard only, never for the agent (e.g. the true pose).
+
+        Keys are tag suffixes; the inference thread logs them under ``world/``.
+        """
+        return {}

@@ -1,0 +1,54 @@
+"""One tick of agent <-> world, as the inference thread runs it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+
+from ami.interaction.agent import Agent
+from ami.interaction.environment import Environment
+
+
+class Interaction:
+    """Couples an agent with its environment: observe, decide, act.
+
+    Kept apart from the inference thread so that the loop timing and the agent/world
+    logic can be tested and swapped separately.
+    """
+
+    def __init__(self, environment: Environment, agent: Agent) -> None:
+        self.environment = environment
+        self.agent = agent
+
+    def setup(self) -> None:
+        """Open the world first: an agent may need to know that it exists."""
+        self.environment.setup()
+        self.agent.setup()
+
+    def step(self) -> None:
+        """Observe, choose an action, apply it."""
+        observation = self.environment.observe()
+        action = self.agent.step(observation)
+        self.environment.affect(action)
+
+    def on_pause(self) -> None:
+        """Stop acting in the world before the agent is told."""
+        self.environment.on_pause()
+        self.agent.on_pause()
+
+    def on_resume(self) -> None:
+        """Restore in the reverse order of :meth:`on_pause`."""
+        self.agent.on_resume()
+        self.environment.on_resume()
+
+    def teardown(self) -> None:
+        """Tear both down; the world's reset runs even if the agent's teardown fails."""
+        with contextlib.ExitStack() as stack:
+            stack.callback(self.environment.teardown)
+            self.agent.teardown()
+
+    def metrics(self) -> Mapping[str, float]:
+        """The agent's numbers under ``agent/``, the world's under ``world/``."""
+        values = {f"agent/{key}": value for key, value in self.agent.metrics().items()}
+        values.update({f"world/{key}": value for key, value in self.environment.metrics().items()})
+        return values

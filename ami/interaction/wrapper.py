@@ -1,0 +1,45 @@
+"""Base for environment wrappers: change or record what passes between agent and world."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from typing_extensions import override
+
+from ami.interaction.environment import Environment
+
+
+class EnvironmentWrapper(Environment):
+    """Delegates everything to the wrapped environment; subclasses override what they change."""
+
+    def __init__(self, environment: Environment) -> None:
+        self.environment = environment
+
+    @override
+    def setup(self) -> None:
+        self.environment.setup()
+
+    @override
+    def teardown(self) -> None:
+        self.environment.teardown()
+
+    @override
+    def observe(self) -> torch.Tensor:
+        return self.environment.observe()
+
+    @override
+    def affect(self, action: torch.Tensor) -> None:
+        self.environment.affect(action)
+
+    @override
+    def on_pause(self) -> None:
+        self.environment.on_pause()
+
+    @override
+    def on_resume(self) -> None:
+        self.environment.on_resume()
+
+    @override
+    def metrics(self) -> Mapping[str, float]:
+        return self.environment.metrics()

@@ -1,0 +1,156 @@
+"""A model shared by two threads: a training copy that learns, an inference copy that acts.
+
+The training thread writes the :class:`ModelWrapper`; the inference thread holds its
+:class:`InferenceModel`, a read-only handle that runs the inference copy in eval mode
+under ``torch.inference_mode``. :meth:`ModelWrapper.sync` publishes training progress by
+switching the two references under a lock held only for the switch, then copies the
+parameters back into the new training copy on the training thread, so the inference
+thread never waits for a copy, whatever the model's size.
+
+Constraint (from the design): a model holds no state between calls. The switch hands
+the inference thread a different module object, so anything a module remembered from
+its last call (a recurrent hidden state, a cache) would silently change. Recurrent
+state belongs to the agent and is passed in and out explicitly.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim import Optimizer
+
+from ami.models.optimizer_binding import rebind_optimizer
+from ami.sharing import Owned, writes
+
+
+def _raw(optimizer: Optimizer) -> Optimizer:
+    """The optimizer inside Fabric's wrapper, or the optimizer itself."""
+    inner = getattr(optimizer, "optimizer", None)
+    return inner if isinstance(inner, Optimizer) else optimizer
+
+
+class ModelWrapper(Owned):
+    """The two copies of one model, and the switch between them.
+
+    Args:
+        name: The model's name in configs, logs and errors.
+        module: The model. It becomes the training copy; a deep copy becomes the
+            inference copy.
+    """
+
+    def __init__(self, name: str, module: nn.Module) -> None:
+        super().__init__(f"models.{name}")
+        self.name = name
+        self._training = module.train()
+        self._inference = copy.deepcopy(module)
+        self._trainable = [param.requires_grad for param in module.parameters()]
+        self._prepare_for_inference(self._inference)
+        self._switch_lock = threading.Lock()
+        self._optimizers: list[Optimizer] = []
+        self.inference = InferenceModel(self)
+        self.syncs = 0
+        """How many times :meth:`sync` published the training copy."""
+
+    @property
+    def training_module(self) -> nn.Module:
+        """The writable copy; only the training thread may touch it."""
+        self.check_writer("training_module")
+        return self._training
+
+    @property
+    def parameter_count(self) -> int:
+        """Number of parameters in one copy."""
+        return sum(param.numel() for param in self._inference.parameters())
+
+    @writes
+    def to(self, device: torch.device | str) -> None:
+        """Move both copies (before the threads start, or on the training thread)."""
+        with self._switch_lock:
+            self._training.to(device)
+            self._inference.to(device)
+
+    @writes
+    def attach_optimizer(self, optimizer: Optimizer) -> None:
+        """Let ``optimizer`` follow the training copy across syncs.
+
+        The optimizer may be Fabric's wrapper; the wrapped optimizer is rebound.
+        """
+        self._optimizers.append(_raw(optimizer))
+
+    @writes
+    def sync(self) -> None:
+        """Publish the training copy to the inference thread and keep training on.
+
+        1. The training copy is put into inference mode (eval, no grad) while it is
+           still private to this thread.
+        2. Under the lock, the two references switch: a few pointer assignments.
+        3. The former inference copy becomes the training copy: train mode, its
+           parameters take over the optimizers' slots and state, and receive the
+           published values, so training continues exactly where it was.
+        """
+        published = self._training
+        self._prepare_for_inference(published)
+        with self._switch_lock:
+            retired = self._inference
+            self._inference = published
+        self._training = retired
+        self._prepare_for_training(retired)
+        mapping = dict(zip(published.parameters(), retired.parameters(), strict=True))
+        for optimizer in self._optimizers:
+            rebind_optimizer(optimizer, mapping)
+        with torch.no_grad():
+            targets = [*retired.parameters(), *retired.buffers()]
+            sources = [*published.parameters(), *published.buffers()]
+            if targets:
+                torch._foreach_copy_(targets, sources)
+        self.syncs += 1
+
+    def _prepare_for_training(self, module: nn.Module) -> None:
+        module.train()
+        for param, trainable in zip(module.parameters(), self._trainable, strict=True):
+            param.requires_grad_(trainable)
+
+    @staticmethod
+    def _prepare_for_inference(module: nn.Module) -> None:
+        module.eval()
+        module.requires_grad_(False)
+
+
+class InferenceModel:
+    """The inference thread's read-only handle on a shared model.
+
+    Each call runs the current inference copy under ``torch.inference_mode`` while
+    holding the switch lock, so a sync can never hand this copy back to training
+    (and overwrite it) in the middle of a forward pass.
+    """
+
+    def __init__(self, wrapper: ModelWrapper) -> None:
+        self._wrapper = wrapper
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        return self._wrapper.name
+
+    @property
+    def device(self) -> torch.device:
+        """Where inputs must be placed."""
+        for param in self._wrapper._inference.parameters():
+            return param.device
+        return torch.device("cpu")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the inference copy's forward pass."""
+        wrapper = self._wrapper
+        with wrapper._switch_lock, torch.inference_mode():
+            return wrapper._inference(*args, **kwargs)
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Run another method of the inference copy (e.g. ``decode``) the same way."""
+        wrapper = self._wrapper
+        with wrapper._switch_lock, torch.inference_mode():
+            return getattr(wrapper._inference, method)(*args, **kwargs)

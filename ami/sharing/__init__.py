@@ -1,0 +1,11 @@
+"""Single-writer sharing between threads: who may write an object, and read-only views."""
+
+from ami.sharing.ownership import (
+    Owned,
+    OwnershipError,
+    ReadOnlyError,
+    ReadOnlyView,
+    writes,
+)
+
+__all__ = ["Owned", "OwnershipError", "ReadOnlyError", "ReadOnlyView", "writes"]

@@ -1,0 +1,155 @@
+"""Write permission for objects shared between threads.
+
+The design rule: at most one thread writes a shared object; every other thread only
+reads it. The writing thread is recorded on the object; methods that change it are
+marked with :func:`writes` and refuse to run on any other thread. Write permission
+moves only through :meth:`Owned.transfer_to`, called by the current writer.
+
+Example:
+    >>> class Counter(Owned):
+    ...     def __init__(self) -> None:
+    ...         super().__init__("counter")
+    ...         self.value = 0
+    ...     @writes
+    ...     def increment(self) -> None:
+    ...         self.value += 1
+    >>> counter = Counter()          # the creating thread writes it
+    >>> view = counter.read_only()   # hand this to the other threads
+    >>> view.value
+    0
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+
+from typing_extensions import override
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+OwnedT = TypeVar("OwnedT", bound="Owned")
+
+_WRITES_MARK = "__ami_writes__"
+
+
+class OwnershipError(RuntimeError):
+    """A thread tried to change an object that another thread writes."""
+
+
+class ReadOnlyError(OwnershipError):
+    """A write was attempted through a read-only view."""
+
+
+class Owned:
+    """Base class of objects with a single writing thread.
+
+    The writer starts as the constructing thread, because the thread that creates a
+    shared object is usually the one that fills it.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._owned_name = name
+        self._writer = threading.current_thread()
+
+    @property
+    def shared_name(self) -> str:
+        """Name used in errors and in the status report."""
+        return self._owned_name
+
+    @property
+    def writer(self) -> threading.Thread:
+        """The one thread allowed to change this object."""
+        return self._writer
+
+    def check_writer(self, action: str) -> None:
+        """Raise unless the calling thread is the writer.
+
+        Args:
+            action: What the caller was about to do, for the error message.
+
+        Raises:
+            OwnershipError: The calling thread is not the writer.
+        """
+        current = threading.current_thread()
+        if current is not self._writer:
+            raise OwnershipError(
+                f"{self._owned_name}.{action}: thread {current.name!r} may only read this "
+                f"object; thread {self._writer.name!r} writes it "
+                "(the writer moves it with transfer_to())"
+            )
+
+    def transfer_to(self, thread: threading.Thread) -> None:
+        """Move write permission to ``thread``; only the current writer may do this.
+
+        Raises:
+            OwnershipError: The calling thread is not the writer.
+        """
+        self.check_writer("transfer_to")
+        self._writer = thread
+
+    def read_only(self: OwnedT) -> ReadOnlyView[OwnedT]:
+        """A view for the threads that may only read this object."""
+        return ReadOnlyView(self)
+
+
+def writes(
+    method: Callable[Concatenate[OwnedT, P], R],
+) -> Callable[Concatenate[OwnedT, P], R]:
+    """Mark a method of an :class:`Owned` object as changing it.
+
+    The method then runs only on the writing thread, and a :class:`ReadOnlyView`
+    refuses to hand it out.
+    """
+
+    @functools.wraps(method)
+    def guarded(self: OwnedT, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        self.check_writer(method.__name__)
+        return method(self, *args, **kwargs)
+
+    setattr(guarded, _WRITES_MARK, True)
+    return guarded
+
+
+class ReadOnlyView(Generic[T]):
+    """Read access to a shared object for threads that do not write it.
+
+    Attribute reads pass through; assignments and methods marked with :func:`writes`
+    raise :class:`ReadOnlyError` naming the object, the attempted change and its writer.
+    """
+
+    __slots__ = ("_target",)
+
+    def __init__(self, target: T) -> None:
+        object.__setattr__(self, "_target", target)
+
+    def __getattr__(self, name: str) -> Any:
+        target = object.__getattribute__(self, "_target")
+        value = getattr(target, name)
+        if getattr(value, _WRITES_MARK, False):
+            raise ReadOnlyError(self._describe(f"{name}() changes the object"))
+        return value
+
+    @override
+    def __setattr__(self, name: str, value: object) -> None:
+        raise ReadOnlyError(self._describe(f"assigning {name!r}"))
+
+    @override
+    def __delattr__(self, name: str) -> None:
+        raise ReadOnlyError(self._describe(f"deleting {name!r}"))
+
+    def _describe(self, attempt: str) -> str:
+        target = object.__getattribute__(self, "_target")
+        name = getattr(target, "shared_name", type(target).__name__)
+        writer = getattr(target, "writer", None)
+        owner = ""
+        if isinstance(writer, threading.Thread):
+            owner = f"; thread {writer.name!r} writes it"
+        return f"{name}: {attempt}, but this is a read-only view{owner}"
+
+    @override
+    def __repr__(self) -> str:
+        return f"ReadOnlyView({object.__getattribute__(self, '_target')!r})"

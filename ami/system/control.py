@@ -1,0 +1,198 @@
+"""System control: the main thread decides; background threads obey at safe points.
+
+The main thread writes :class:`SystemControl` (shutdown, pause, resume, start). Each
+background thread gets a :class:`ThreadControl`: a read-only handle on the system's
+state plus the thread's own acknowledgement flag. A background thread calls
+:meth:`ThreadControl.manage_loop` at its safe points (between inference steps, between
+optimizer steps); while the system is paused that call parks the thread and reports it,
+so the main thread can wait until every thread really sits still.
+
+Waiting is event-driven: idle threads block in :meth:`ThreadControl.wait`, which any
+change of the system's state (or a data arrival) wakes at once. Nothing sleep-polls.
+
+Example (the shape of every background loop):
+    >>> def loop(control: ThreadControl) -> None:
+    ...     while control.manage_loop():
+    ...         ...  # one unit of work; or control.wait(timeout) when there is none
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Callable
+
+from ami.sharing import Owned, writes
+
+
+class SystemState(enum.Enum):
+    """What the system is doing, as reported by the web API."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+
+class SystemControl(Owned):
+    """Shutdown flag, pause/resume and start signal; written by the main thread only."""
+
+    def __init__(self) -> None:
+        super().__init__("system_control")
+        self._started = threading.Event()
+        self._shutdown = threading.Event()
+        self._resumed = threading.Event()
+        self._resumed.set()
+        self._handles: list[ThreadControl] = []
+
+    @property
+    def state(self) -> SystemState:
+        """The requested state (threads may still be on their way to it)."""
+        if self._shutdown.is_set():
+            return SystemState.STOPPED
+        return SystemState.ACTIVE if self._resumed.is_set() else SystemState.PAUSED
+
+    @writes
+    def handle_for(self, name: str) -> ThreadControl:
+        """Create the control handle of background thread ``name`` (before it starts)."""
+        handle = ThreadControl(self, name)
+        self._handles.append(handle)
+        return handle
+
+    @property
+    def handles(self) -> list[ThreadControl]:
+        """Every background thread's handle, for status reports."""
+        return list(self._handles)
+
+    @writes
+    def start(self) -> None:
+        """Let the background threads leave their start barrier."""
+        self._started.set()
+        self._wake_all()
+
+    @writes
+    def pause(self) -> None:
+        """Ask every background thread to park at its next safe point."""
+        if not self._shutdown.is_set():
+            self._resumed.clear()
+            self._wake_all()
+
+    @writes
+    def resume(self) -> None:
+        """Release parked threads."""
+        self._resumed.set()
+        self._wake_all()
+
+    @writes
+    def shutdown(self) -> None:
+        """Ask every thread to stop; parked and idle threads wake up to do so."""
+        self._shutdown.set()
+        self._started.set()
+        self._resumed.set()
+        self._wake_all()
+
+    def wait_until_paused(self, timeout: float) -> bool:
+        """Wait until every live background thread is parked; False on timeout.
+
+        Returns False at once if the system is not paused. Threads that have already
+        finished count as parked: they cannot act any more.
+        """
+        deadline = time.monotonic() + timeout
+        for handle in self._handles:
+            while not handle.parked and handle.alive:
+                if self.state is not SystemState.PAUSED:
+                    return False
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                handle._parked_event.wait(min(remaining, 0.01))
+        return self.state is SystemState.PAUSED
+
+    def _wake_all(self) -> None:
+        for handle in self._handles:
+            handle.wake()
+
+
+class ThreadControl:
+    """A background thread's view of system control, and its own pause acknowledgement.
+
+    The system's flags are read-only here; the only things this handle writes are its
+    own thread's "parked" flag and wake-up signal.
+    """
+
+    def __init__(self, system: SystemControl, name: str) -> None:
+        self._system = system
+        self.name = name
+        self._wake = threading.Event()
+        self._parked_event = threading.Event()
+        self._alive = True
+        self._pause_listeners: list[Callable[[], None]] = []
+        self._resume_listeners: list[Callable[[], None]] = []
+
+    def is_active(self) -> bool:
+        """False once shutdown was requested."""
+        return not self._system._shutdown.is_set()
+
+    def is_paused(self) -> bool:
+        """True while the system is paused (and not shutting down)."""
+        return self._system.state is SystemState.PAUSED
+
+    @property
+    def parked(self) -> bool:
+        """Whether this thread sits at a safe point during a pause."""
+        return self._parked_event.is_set()
+
+    @property
+    def alive(self) -> bool:
+        """False once the thread has left its loop for good."""
+        return self._alive
+
+    def mark_finished(self) -> None:
+        """Record that the thread left its loop (called by the thread itself)."""
+        self._alive = False
+        self._parked_event.set()
+
+    def on_pause(self, listener: Callable[[], None]) -> None:
+        """Run ``listener`` on this thread each time it parks (e.g. release OSC inputs)."""
+        self._pause_listeners.append(listener)
+
+    def on_resume(self, listener: Callable[[], None]) -> None:
+        """Run ``listener`` on this thread each time it leaves a pause."""
+        self._resume_listeners.append(listener)
+
+    def wait_for_start(self) -> bool:
+        """Block until the main thread starts the system; False if it shut down instead."""
+        self._system._started.wait()
+        return self.is_active()
+
+    def manage_loop(self) -> bool:
+        """Call at each safe point: parks while paused; False once shutdown was requested."""
+        if not self._system._resumed.is_set():
+            self._park()
+        return self.is_active()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Sleep until woken (new data, pause, resume, shutdown) or ``timeout`` passes.
+
+        Returns:
+            True if something woke the thread, False on timeout.
+        """
+        woken = self._wake.wait(timeout)
+        self._wake.clear()
+        return woken
+
+    def wake(self) -> None:
+        """Wake this thread from :meth:`wait`; any thread may call it."""
+        self._wake.set()
+
+    def _park(self) -> None:
+        for listener in self._pause_listeners:
+            listener()
+        self._parked_event.set()
+        try:
+            self._system._resumed.wait()
+        finally:
+            self._parked_event.clear()
+        if self.is_active():
+            for listener in self._resume_listeners:
+                listener()

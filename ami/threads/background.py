@@ -1,0 +1,102 @@
+"""A background thread's life: start, loop at safe points, end, always clean up.
+
+Subclasses fill in hooks instead of writing a ``run()``: :meth:`on_start` (acquire
+resources, on the thread itself), :meth:`on_tick` (one unit of work, or a wait),
+:meth:`on_end` (normal shutdown), :meth:`on_exception` and :meth:`on_finally` (always,
+e.g. release VRChat inputs). A failure anywhere is logged with its traceback, kept in
+:attr:`error` and reported to the main thread, which then stops the whole system.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+
+from ami.system.control import ThreadControl
+
+logger = logging.getLogger(__name__)
+
+
+class BackgroundThread(ABC):
+    """One of the two worker threads (inference, training).
+
+    Args:
+        name: Thread name; also selects its log file (``<name>.log``).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.error: BaseException | None = None
+        self.ready = threading.Event()
+        """Set once :meth:`on_start` has finished (or failed)."""
+        self._control: ThreadControl | None = None
+        self._notify_main: Callable[[], None] = lambda: None
+
+    @property
+    def control(self) -> ThreadControl:
+        """This thread's handle on system control."""
+        if self._control is None:
+            raise RuntimeError(f"thread {self.name}: bind() was not called before use")
+        return self._control
+
+    def bind(self, control: ThreadControl, notify_main: Callable[[], None]) -> None:
+        """Attach system control and the main thread's wake-up, before :meth:`start`."""
+        self._control = control
+        self._notify_main = notify_main
+
+    def start(self) -> None:
+        """Start the thread (called by the main thread)."""
+        self.thread.start()
+
+    @property
+    def finished(self) -> bool:
+        """Whether the thread has left its loop for good."""
+        return self.ready.is_set() and not self.control.alive
+
+    def on_start(self) -> None:
+        """Acquire resources on this thread, before the system starts."""
+
+    @abstractmethod
+    def on_tick(self) -> None:
+        """One unit of work, or a wait for the next one."""
+
+    def on_end(self) -> None:
+        """The loop ended because of a shutdown request."""
+
+    def on_exception(self, error: BaseException) -> None:
+        """The thread failed with ``error`` (already logged)."""
+
+    def on_finally(self) -> None:
+        """Always runs last: release what :meth:`on_start` acquired."""
+
+    def status(self) -> Mapping[str, object]:
+        """Numbers for the web API's status report (read from the main thread)."""
+        return {}
+
+    def _run(self) -> None:
+        control = self.control
+        try:
+            self.on_start()
+            self.ready.set()
+            self._notify_main()
+            if control.wait_for_start():
+                while control.manage_loop():
+                    self.on_tick()
+            self.on_end()
+        except BaseException as error:
+            self.error = error
+            logger.exception("thread %s failed; stopping the system", self.name)
+            self.on_exception(error)
+        finally:
+            try:
+                self.on_finally()
+            except Exception as error:
+                logger.exception("thread %s failed while cleaning up", self.name)
+                if self.error is None:
+                    self.error = error
+            control.mark_finished()
+            self.ready.set()
+            self._notify_main()

@@ -1,0 +1,133 @@
+"""The inference thread: one interaction step at a fixed interval.
+
+Steps are scheduled on absolute deadlines (``start + k * interval``), so a step that
+runs late does not push every later step back; a step that overruns a whole interval
+skips the missed deadlines (counted in ``inference/overruns``) instead of bursting to
+catch up. Between steps the thread blocks in :meth:`ThreadControl.wait`, which a pause
+or shutdown interrupts at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from typing_extensions import override
+
+from ami.data.collector import StepCollector
+from ami.interaction.interaction import Interaction
+from ami.metrics import EventWriter
+from ami.threads.background import BackgroundThread
+
+logger = logging.getLogger(__name__)
+
+_OVERRUN_WARNING_INTERVAL = 10.0
+
+
+class InferenceThread(BackgroundThread):
+    """Runs the interaction (observe, decide, act) every ``interval`` seconds.
+
+    Args:
+        interaction: The agent and its world.
+        collector: Where the agent's steps go; its fill level is logged.
+        tensorboard_dir: Folder of this thread's event file.
+        interval: Seconds between step starts.
+    """
+
+    def __init__(
+        self,
+        interaction: Interaction,
+        collector: StepCollector,
+        tensorboard_dir: Path | str,
+        interval: float = 0.1,
+    ) -> None:
+        super().__init__("inference")
+        if interval <= 0:
+            raise ValueError(f"threads.inference.interval must be > 0 seconds, got {interval}")
+        self.interaction = interaction
+        self.collector = collector
+        self.interval = interval
+        self._tensorboard_dir = Path(tensorboard_dir)
+        self.steps = 0
+        self.overruns = 0
+        self._deadline = 0.0
+        self._last_start: float | None = None
+        self._last_overrun_warning = -_OVERRUN_WARNING_INTERVAL
+        self.metrics: EventWriter
+
+    @override
+    def on_start(self) -> None:
+        self.metrics = EventWriter(self._tensorboard_dir)
+        self.interaction.setup()
+        self.control.on_pause(self._pause)
+        self.control.on_resume(self._resume)
+        self._deadline = time.perf_counter()
+
+    @override
+    def on_tick(self) -> None:
+        now = time.perf_counter()
+        if now < self._deadline:
+            self.control.wait(self._deadline - now)
+            return
+        self._step(now)
+        self._deadline += self.interval
+        behind = time.perf_counter() - self._deadline
+        if behind >= 0:
+            missed = int(behind // self.interval) + 1
+            self._deadline += missed * self.interval
+            self.overruns += missed
+            self._warn_overrun(missed)
+
+    def _step(self, started: float) -> None:
+        self.interaction.step()
+        finished = time.perf_counter()
+        self.steps += 1
+        values = {
+            "inference/step_time": finished - started,
+            "inference/overruns": float(self.overruns),
+            "inference/pending_steps": float(self.collector.pending),
+            "inference/dropped_steps": float(self.collector.dropped_total),
+        }
+        if self._last_start is not None:
+            values["inference/step_interval"] = started - self._last_start
+        self._last_start = started
+        values.update(
+            {f"inference/{key}": value for key, value in self.interaction.metrics().items()}
+        )
+        self.metrics.scalars(values, self.steps)
+
+    def _pause(self) -> None:
+        self.interaction.on_pause()
+        self.metrics.flush()
+
+    def _resume(self) -> None:
+        self.interaction.on_resume()
+        self._deadline = time.perf_counter()
+        self._last_start = None
+
+    def _warn_overrun(self, missed: int) -> None:
+        now = time.monotonic()
+        if now - self._last_overrun_warning >= _OVERRUN_WARNING_INTERVAL:
+            self._last_overrun_warning = now
+            logger.warning(
+                "step %d took longer than the %.3f s interval; skipped %d deadline(s) "
+                "(%d so far). Lengthen threads.inference.interval or lighten the agent.",
+                self.steps,
+                self.interval,
+                missed,
+                self.overruns,
+            )
+
+    @override
+    def on_finally(self) -> None:
+        try:
+            self.interaction.teardown()
+        finally:
+            if hasattr(self, "metrics"):
+                self.metrics.close()
+
+    @override
+    def status(self) -> Mapping[str, object]:
+        return {"steps": self.steps, "overruns": self.overruns, "interval": self.interval}

@@ -1,0 +1,115 @@
+"""The training thread: take new experience, run whichever trainers have enough of it.
+
+When no trainer is ready the thread blocks in :meth:`ThreadControl.wait` until the
+collector signals a new step (or a pause/shutdown arrives), so an idle system costs
+almost nothing. Inside a run, trainers reach a safe point between optimizer steps, so a
+pause is acknowledged within one step, not one run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from lightning_fabric import Fabric
+from typing_extensions import override
+
+from ami.data.buffer import DataBuffer
+from ami.data.collector import StepCollector
+from ami.metrics import EventWriter
+from ami.models.wrapper import ModelWrapper
+from ami.threads.background import BackgroundThread
+from ami.trainers.trainer import Trainer
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingThread(BackgroundThread):
+    """Owns the training copies of the models, the buffers and the trainers.
+
+    Args:
+        collector: The hand-off point with the inference thread.
+        buffers: Datasets that every taken step is merged into, by name.
+        models: Shared models; this thread writes them.
+        trainers: Learning jobs by name, run in this order.
+        fabric: Device, precision and seeding for the trainers.
+        tensorboard_dir: Folder of this thread's event file.
+    """
+
+    def __init__(
+        self,
+        collector: StepCollector,
+        buffers: Mapping[str, DataBuffer],
+        models: Mapping[str, ModelWrapper],
+        trainers: Mapping[str, Trainer],
+        fabric: Fabric,
+        tensorboard_dir: Path | str,
+    ) -> None:
+        super().__init__("training")
+        self.collector = collector
+        self.buffers = dict(buffers)
+        self.models = dict(models)
+        self.trainers = dict(trainers)
+        self.fabric = fabric
+        self._tensorboard_dir = Path(tensorboard_dir)
+        self.steps_taken = 0
+        self.metrics: EventWriter
+
+    @override
+    def on_start(self) -> None:
+        self.metrics = EventWriter(self._tensorboard_dir)
+        self.collector.on_append(self.control.wake)
+        for model in self.models.values():
+            model.to(self.fabric.device)
+        for name, trainer in self.trainers.items():
+            trainer.bind(name, self.models, self.buffers, self.fabric, self.control, self.metrics)
+            trainer.setup()
+
+    @override
+    def on_tick(self) -> None:
+        self._take_new_steps()
+        ran = False
+        for trainer in self.trainers.values():
+            if not self.control.is_active():
+                return
+            if trainer.is_ready():
+                ran = True
+                if not trainer.run():
+                    return
+                self._take_new_steps()
+        if not ran:
+            self.control.wait()
+
+    def _take_new_steps(self) -> None:
+        taken = self.collector.take()
+        if taken.dropped:
+            logger.warning("%d steps were dropped before training could take them", taken.dropped)
+        if not len(taken):
+            return
+        for buffer in self.buffers.values():
+            buffer.extend(taken)
+        self.steps_taken += len(taken)
+        values = {
+            f"buffer/{name}/{key}": value
+            for name, buffer in self.buffers.items()
+            for key, value in buffer.metrics().items()
+        }
+        values["buffer/dropped_before_take"] = float(self.collector.dropped_total)
+        self.metrics.scalars(values, self.steps_taken)
+
+    @override
+    def on_finally(self) -> None:
+        if hasattr(self, "metrics"):
+            self.metrics.close()
+
+    @override
+    def status(self) -> Mapping[str, object]:
+        return {
+            "steps_taken": self.steps_taken,
+            "trainers": {
+                name: {"runs": trainer.runs, "optimizer_steps": trainer.global_step}
+                for name, trainer in self.trainers.items()
+            },
+            "buffers": {name: len(buffer) for name, buffer in self.buffers.items()},
+        }

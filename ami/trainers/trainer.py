@@ -1,0 +1,244 @@
+r"""One learning job: the models it trains and reads, its data, and when it runs.
+
+The training thread asks each trainer in turn whether it :meth:`~Trainer.is_ready`
+(enough new data since its last run) and then :meth:`~Trainer.run`\\ s it: a fixed number
+of optimizer steps on batches sampled from its buffer, after which the models it trained
+are synced to the inference thread.
+
+Fabric decides device, precision and seeding. It wraps only the optimizers
+(``fabric.setup_optimizers``); modules stay raw and are placed by their
+:class:`~ami.models.ModelWrapper`, because a sync switches which module object trains,
+and a module sealed inside ``fabric.setup(module)`` would keep training the old one.
+Autocast is entered per step on the training thread, where it applies.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+
+import torch
+from lightning_fabric import Fabric
+from torch import nn
+from torch.optim import Optimizer
+
+from ami.data.buffer import DataBuffer
+from ami.metrics import EventWriter
+from ami.models.wrapper import ModelWrapper
+from ami.system.control import ThreadControl
+
+logger = logging.getLogger(__name__)
+
+
+class Trainer(ABC):
+    """Base of every trainer; subclasses define the loss.
+
+    Args:
+        trains: Models whose parameters this trainer updates (and syncs after a run).
+        reads: Models it only reads; their training copies are frozen during its runs.
+        buffer: Name of the buffer it samples.
+        batch_size: Samples per optimizer step.
+        sequence_length: Consecutive steps per sample (1 for single steps).
+        min_new_steps: New steps the buffer must have received since the last run
+            before the next run. The first run starts as soon as one batch exists.
+        steps_per_run: Optimizer steps per run.
+        lr: Learning rate of the default AdamW optimizer.
+        weight_decay: Weight decay of the default optimizer.
+        max_grad_norm: Gradient-norm clip; None disables clipping (the norm is
+            still logged).
+    """
+
+    def __init__(
+        self,
+        trains: Sequence[str],
+        reads: Sequence[str] = (),
+        buffer: str = "experience",
+        batch_size: int = 32,
+        sequence_length: int = 1,
+        min_new_steps: int = 64,
+        steps_per_run: int = 16,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        max_grad_norm: float | None = 1.0,
+    ) -> None:
+        if not trains:
+            raise ValueError("a trainer must train at least one model (trains=[...])")
+        for key, value in {
+            "batch_size": batch_size,
+            "sequence_length": sequence_length,
+            "steps_per_run": steps_per_run,
+        }.items():
+            if value < 1:
+                raise ValueError(f"{key} must be >= 1, got {value}")
+        if min_new_steps < 0:
+            raise ValueError(f"min_new_steps must be >= 0, got {min_new_steps}")
+        self.trains = list(trains)
+        self.reads = list(reads)
+        self.buffer_name = buffer
+        self.batch_size = batch_size
+        self.sequence_length = sequence_length
+        self.min_new_steps = min_new_steps
+        self.steps_per_run = steps_per_run
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.max_grad_norm = max_grad_norm
+        self.name = type(self).__name__
+        self.global_step = 0
+        """Optimizer steps taken so far; the x axis of this trainer's charts."""
+        self.runs = 0
+        self._mark = 0
+
+    def bind(
+        self,
+        name: str,
+        models: Mapping[str, ModelWrapper],
+        buffers: Mapping[str, DataBuffer],
+        fabric: Fabric,
+        control: ThreadControl,
+        metrics: EventWriter,
+    ) -> None:
+        """Connect the trainer to the runtime; names that do not exist fail here."""
+        self.name = name
+        for role, names in (("trains", self.trains), ("reads", self.reads)):
+            unknown = [model for model in names if model not in models]
+            if unknown:
+                raise KeyError(
+                    f"trainer {name}: {role}={unknown} names no model; models are {sorted(models)}"
+                )
+        if self.buffer_name not in buffers:
+            raise KeyError(
+                f"trainer {name}: buffer={self.buffer_name!r} names no buffer; "
+                f"buffers are {sorted(buffers)}"
+            )
+        self.models = models
+        self.buffer = buffers[self.buffer_name]
+        if self.sequence_length > self.buffer.longest_sequence:
+            raise ValueError(
+                f"trainer {name}: sequence_length={self.sequence_length} is longer than "
+                f"buffer {self.buffer_name} can give ({self.buffer.longest_sequence} steps)"
+            )
+        self.fabric = fabric
+        self.control = control
+        self.metrics = metrics
+
+    def setup(self) -> None:
+        """Create the optimizer on the training thread, before the inference loop starts.
+
+        Building the first optimizer imports a large part of torch under the GIL; doing
+        it here keeps that stall away from the running agent.
+        """
+        optimizer = self.configure_optimizer(self.trained_parameters())
+        self.optimizer: Optimizer = self.fabric.setup_optimizers(optimizer)  # type: ignore[assignment]
+        for name in self.trains:
+            self.models[name].attach_optimizer(self.optimizer)
+
+    def configure_optimizer(self, parameters: Iterable[nn.Parameter]) -> Optimizer:
+        """The optimizer for :meth:`trained_parameters`; override for another kind."""
+        return torch.optim.AdamW(parameters, lr=self.lr, weight_decay=self.weight_decay)
+
+    def trained_parameters(self) -> list[nn.Parameter]:
+        """Parameters of every trained model's training copy."""
+        return [
+            param
+            for name in self.trains
+            for param in self.models[name].training_module.parameters()
+            if param.requires_grad
+        ]
+
+    def module(self, name: str) -> nn.Module:
+        """The training copy of a model this trainer trains or reads."""
+        if name not in self.trains and name not in self.reads:
+            raise KeyError(
+                f"trainer {self.name} uses model {name!r} but declares only "
+                f"trains={self.trains} reads={self.reads}"
+            )
+        return self.models[name].training_module
+
+    def is_ready(self) -> bool:
+        """Whether enough new data arrived for a run."""
+        if len(self.buffer) < max(self.batch_size, self.sequence_length):
+            return False
+        if self.runs == 0:
+            return True
+        return self.buffer.total_added - self._mark >= self.min_new_steps
+
+    def sample(self) -> dict[str, torch.Tensor]:
+        """One batch on the training device: ``(batch, ...)`` or ``(batch, time, ...)``."""
+        if self.sequence_length == 1:
+            batch = self.buffer.sample(self.batch_size)
+        else:
+            batch = self.buffer.sample_sequences(self.batch_size, self.sequence_length)
+        return {key: value.to(self.fabric.device) for key, value in batch.items()}
+
+    @abstractmethod
+    def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+        """Losses for one batch: ``"loss"`` is optimised, the other entries are logged."""
+
+    def run(self) -> bool:
+        """One run of optimizer steps, then sync; False if shutdown interrupted it."""
+        self._mark = self.buffer.total_added
+        frozen = [self.models[name].training_module for name in self.reads]
+        saved = [[p.requires_grad for p in module.parameters()] for module in frozen]
+        for module in frozen:
+            module.requires_grad_(False)
+        completed = True
+        try:
+            for _ in range(self.steps_per_run):
+                if not self.control.manage_loop():
+                    completed = False
+                    break
+                self._optimizer_step()
+        finally:
+            for module, flags in zip(frozen, saved, strict=True):
+                for param, flag in zip(module.parameters(), flags, strict=True):
+                    param.requires_grad_(flag)
+        if completed:
+            for name in self.trains:
+                self.models[name].sync()
+            self.runs += 1
+            self.on_run_end()
+        return completed
+
+    def on_run_end(self) -> None:
+        """Called after each completed run and sync (e.g. to log images)."""
+
+    def _optimizer_step(self) -> None:
+        started = time.perf_counter()
+        batch = self.sample()
+        with self.fabric.autocast():
+            losses = self.compute_loss(batch)
+        loss = losses["loss"]
+        self.fabric.backward(loss)
+        grad_norm = self._clip_gradients()
+        if math.isfinite(grad_norm) or self.fabric.strategy.precision.precision == "16-mixed":
+            # 16-mixed: the gradient scaler skips non-finite steps itself.
+            self.optimizer.step()
+        else:
+            logger.warning(
+                "trainer %s: non-finite gradient norm at step %d; step skipped",
+                self.name,
+                self.global_step,
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.global_step += 1
+        elapsed = time.perf_counter() - started
+        values = {f"training/{self.name}/{key}": float(v.detach()) for key, v in losses.items()}
+        values[f"training/{self.name}/grad_norm"] = grad_norm
+        values[f"training/{self.name}/learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
+        values[f"training/{self.name}/samples_per_second"] = (
+            self.batch_size * self.sequence_length / max(elapsed, 1e-9)
+        )
+        self.metrics.scalars(values, self.global_step)
+
+    def _clip_gradients(self) -> float:
+        # An infinite bound measures the norm (unscaled under 16-mixed) without clipping.
+        norm = self.fabric.clip_gradients(
+            self.module(self.trains[0]),
+            self.optimizer,
+            max_norm=self.max_grad_norm if self.max_grad_norm is not None else math.inf,
+            error_if_nonfinite=False,
+        )
+        return float(norm) if norm is not None else 0.0
