@@ -66,11 +66,13 @@ class EventWriter(Owned):
     @writes
     def image(self, tag: str, image: torch.Tensor, step: int) -> None:
         """An RGB image, ``(3, H, W)`` float in ``[0, 1]``, stored as PNG."""
+        if image.dim() != 3 or image.shape[0] != 3:
+            raise ValueError(f"{tag}: an image must be (3, H, W), got {tuple(image.shape)}")
         array = image.detach().float().clamp(0, 1).mul(255).round().byte().cpu().numpy()
         array = np.ascontiguousarray(array.transpose(1, 2, 0)[:, :, ::-1])  # RGB -> BGR for cv2
         ok, png = cv2.imencode(".png", array)
         if not ok:
-            raise ValueError(f"{tag}: could not encode an image of shape {tuple(image.shape)}")
+            raise ValueError(f"{tag}: OpenCV could not encode a {tuple(image.shape)} image")
         height, width = array.shape[:2]
         encoded = Summary.Image(
             height=height, width=width, colorspace=3, encoded_image_string=png.tobytes()

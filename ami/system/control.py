@@ -99,13 +99,10 @@ class SystemControl(Owned):
         """
         deadline = time.monotonic() + timeout
         for handle in self._handles:
-            while not handle.parked and handle.alive:
-                if self.state is not SystemState.PAUSED:
-                    return False
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                handle._parked_event.wait(min(remaining, 0.01))
+            if self.state is not SystemState.PAUSED:
+                return False
+            if not handle._parked_event.wait(max(deadline - time.monotonic(), 0.0)):
+                return False
         return self.state is SystemState.PAUSED
 
     def _wake_all(self) -> None:

@@ -52,7 +52,7 @@ class InferenceThread(BackgroundThread):
         self._tensorboard_dir = Path(tensorboard_dir)
         self.steps = 0
         self.overruns = 0
-        self._deadline = 0.0
+        self._deadline: float | None = None  # set by the first tick, after the start
         self._last_start: float | None = None
         self._last_overrun_warning = -_OVERRUN_WARNING_INTERVAL
         self.metrics: EventWriter
@@ -63,11 +63,12 @@ class InferenceThread(BackgroundThread):
         self.interaction.setup()
         self.control.on_pause(self._pause)
         self.control.on_resume(self._resume)
-        self._deadline = time.perf_counter()
 
     @override
     def on_tick(self) -> None:
         now = time.perf_counter()
+        if self._deadline is None:
+            self._deadline = now
         if now < self._deadline:
             self.control.wait(self._deadline - now)
             return
@@ -104,7 +105,7 @@ class InferenceThread(BackgroundThread):
 
     def _resume(self) -> None:
         self.interaction.on_resume()
-        self._deadline = time.perf_counter()
+        self._deadline = None
         self._last_start = None
 
     def _warn_overrun(self, missed: int) -> None:

@@ -102,6 +102,7 @@ class MainThread:
         return {
             "status": self.system.state.value,
             "uptime_seconds": round(uptime, 3),
+            "process_threads": sorted(thread.name for thread in threading.enumerate()),
             "threads": {
                 thread.name: {
                     "alive": thread.control.alive,

@@ -1,0 +1,210 @@
+"""The composition root: a Hydra config in, a running three-thread system out.
+
+Each part is instantiated from its config group through ``_target_`` (``model``,
+``buffer``, ``agent``, ``interaction``, ``threads``, ``fabric``, ``web_api``), wired to
+the others, and handed to the thread that writes it:
+
+- models and buffers -> the training thread; the agent gets read-only inference
+  handles of the models;
+- the experience collector -> the inference thread (the training thread only takes
+  from it);
+- system control -> the main thread, which runs everything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from lightning_fabric import Fabric
+from omegaconf import DictConfig, OmegaConf
+
+import ami.config_resolvers  # noqa: F401  (registers ${ami.pid:})
+from ami.data.buffer import DataBuffer
+from ami.data.collector import StepCollector
+from ami.interaction.agent import Agent
+from ami.interaction.environment import Environment
+from ami.interaction.interaction import Interaction
+from ami.metrics import EventWriter
+from ami.models.wrapper import ModelWrapper
+from ami.system.control import SystemControl
+from ami.threads.inference import InferenceThread
+from ami.threads.main import MainThread
+from ami.threads.training import TrainingThread
+from ami.trainers.trainer import Trainer
+from ami.web.api import ControlAPI
+
+logger = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A config that composes but cannot make a working system."""
+
+
+def run(cfg: DictConfig, output_dir: Path) -> int:
+    """Build the system from ``cfg`` and run it; returns the process exit code."""
+    try:
+        main = build(cfg, output_dir)
+    except KeyboardInterrupt:
+        logger.info("interrupted before start")
+        return 0
+    return main.run()
+
+
+def build(cfg: DictConfig, output_dir: Path) -> MainThread:
+    """Instantiate every part and wire the three threads; nothing starts yet."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    _save_config(cfg, output_dir)
+    fabric = _make_fabric(cfg)
+    fabric.seed_everything(int(cfg.seed), verbose=False)
+
+    models = {
+        str(name): ModelWrapper(str(name), instantiate(node))
+        for name, node in _section(cfg, "model.models").items()
+    }
+    buffers = _make_buffers(cfg)
+    collector: StepCollector = instantiate(cfg.threads.collector)
+
+    agent: Agent = instantiate(cfg.agent.agent)
+    agent.bind({name: model.inference for name, model in models.items()}, collector)
+    environment = _make_environment(cfg)
+    interaction = Interaction(environment, agent)
+    trainers = _make_trainers(cfg)
+
+    tensorboard_dir = output_dir / "tensorboard"
+    inference: InferenceThread = instantiate(
+        cfg.threads.inference,
+        interaction=interaction,
+        collector=collector,
+        tensorboard_dir=tensorboard_dir / "inference",
+    )
+    training: TrainingThread = instantiate(
+        cfg.threads.training,
+        collector=collector,
+        buffers=buffers,
+        models=models,
+        trainers=trainers,
+        fabric=fabric,
+        tensorboard_dir=tensorboard_dir / "training",
+    )
+    for model in models.values():
+        model.transfer_to(training.thread)
+    for buffer in buffers.values():
+        buffer.transfer_to(training.thread)
+    collector.transfer_to(inference.thread)
+
+    _describe(cfg, models, tensorboard_dir / "main", output_dir)
+    api: ControlAPI | None = instantiate(cfg.web_api) if cfg.get("web_api") else None
+    return MainThread(
+        SystemControl(),
+        [inference, training],
+        api=api,
+        max_uptime=cfg.max_uptime,
+        start_timeout=cfg.threads.start_timeout,
+        stop_timeout=cfg.threads.stop_timeout,
+        freeze_gc=cfg.threads.freeze_gc,
+    )
+
+
+def _section(cfg: DictConfig, key: str) -> Mapping[str, Any]:
+    node = OmegaConf.select(cfg, key)
+    if node is None:
+        return {}
+    if not isinstance(node, DictConfig):
+        raise ConfigError(f"{key} must be a mapping of name -> config, got {node!r}")
+    return {str(name): value for name, value in node.items()}
+
+
+def _make_fabric(cfg: DictConfig) -> Fabric:
+    fabric: Fabric = instantiate(cfg.fabric)
+    if fabric.world_size != 1:
+        raise ConfigError(
+            f"fabric.devices={cfg.fabric.devices}: ami trains in one training thread on one "
+            "device; set fabric.devices=1 (and pick it with fabric.accelerator)"
+        )
+    return fabric
+
+
+def _make_buffers(cfg: DictConfig) -> dict[str, DataBuffer]:
+    nodes = [cfg.buffer, *_section(cfg, "agent.buffers").values()]
+    buffers: dict[str, DataBuffer] = {}
+    for node in nodes:
+        buffer: DataBuffer = instantiate(node)
+        if buffer.shared_name in buffers:
+            raise ConfigError(
+                f"two buffers are named {buffer.shared_name!r} (buffer and agent.buffers); "
+                "give each a distinct name"
+            )
+        buffers[buffer.shared_name] = buffer
+    return buffers
+
+
+def _make_environment(cfg: DictConfig) -> Environment:
+    environment: Environment = instantiate(cfg.interaction.environment)
+    for name, node in _section(cfg, "interaction.wrappers").items():
+        if node is None:
+            continue
+        wrap = instantiate(node)
+        if not callable(wrap):
+            raise ConfigError(f"interaction.wrappers.{name} must set _partial_: true")
+        environment = wrap(environment=environment)
+    return environment
+
+
+def _make_trainers(cfg: DictConfig) -> dict[str, Trainer]:
+    trainers: dict[str, Trainer] = {}
+    for group in ("model.trainers", "agent.trainers"):
+        for name, node in _section(cfg, group).items():
+            if node is None:
+                continue
+            if name in trainers:
+                raise ConfigError(f"{group}.{name}: a trainer named {name!r} already exists")
+            trainers[name] = instantiate(node)
+    return trainers
+
+
+def _save_config(cfg: DictConfig, output_dir: Path) -> None:
+    try:
+        text = OmegaConf.to_yaml(cfg, resolve=True)
+    except Exception:  # e.g. a ${hydra:...} interpolation outside a Hydra run
+        text = OmegaConf.to_yaml(cfg)
+    (output_dir / "config.yaml").write_text(text)
+
+
+def _describe(
+    cfg: DictConfig, models: Mapping[str, ModelWrapper], log_dir: Path, output_dir: Path
+) -> None:
+    counts = {name: model.parameter_count for name, model in models.items()}
+    logger.info("run directory: %s", output_dir)
+    for name, count in counts.items():
+        logger.info("model %s: %s parameters", name, f"{count:,}")
+    writer = EventWriter(log_dir)
+    try:
+        table = "\n".join(f"| {name} | {count:,} |" for name, count in counts.items())
+        writer.text("config/parameters", "| model | parameters |\n|---|---|\n" + table)
+        writer.text("config/composed", "```yaml\n" + OmegaConf.to_yaml(cfg) + "\n```")
+        hparams: dict[str, float | int | str | bool] = {
+            f"params/{name}": count for name, count in counts.items()
+        }
+        choices = _choices()
+        hparams.update({f"choice/{group}": str(option) for group, option in choices.items()})
+        hparams["seed"] = int(cfg.seed)
+        hparams["torch_threads"] = torch.get_num_threads()
+        writer.hparams(hparams)
+    finally:
+        writer.close()
+
+
+def _choices() -> dict[str, str]:
+    """The option picked in each config group, when running under Hydra."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        runtime = HydraConfig.get().runtime.choices
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in runtime.items() if not str(k).startswith("hydra")}

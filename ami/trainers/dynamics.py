@@ -1,0 +1,112 @@
+"""Forward dynamics: predict what comes next, from the latent, the action and memory."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, cast
+
+import torch
+import torch.nn.functional as F
+from typing_extensions import override
+
+from ami.models.nets import ForwardDynamics
+from ami.trainers.trainer import Trainer
+
+
+class DynamicsTrainer(Trainer):
+    """Trains the forward model on sequences of consecutive steps.
+
+    Frames are encoded by the (frozen) encoder; the dynamics model is unrolled from a
+    zero hidden state over the sequence, predicting each next latent from the current
+    latent, the action taken and its hidden state. Two losses:
+
+    - ``latent``: error against the encoder's next latent, the quantity the
+      curiosity reward measures at inference time;
+    - ``frame``: error of the decoded prediction against the real next frame, in
+      pixels. Unlike latents, pixels do not drift while the encoder trains, so this is
+      the world model's prediction loss to compare over a run.
+
+    After each run (at most every ``image_interval`` seconds) it logs the image panel
+    ``images/world_model``: left to right, the current observation, its
+    reconstruction, the predicted next frame and the real next frame.
+
+    Args:
+        encoder, decoder, dynamics: Model names.
+        frame_weight: Weight of the pixel loss in the optimised loss.
+        image_interval: Seconds between image panels.
+        **kwargs: See :class:`~ami.trainers.trainer.Trainer`; ``sequence_length``
+            must be at least 2.
+    """
+
+    def __init__(
+        self,
+        encoder: str = "encoder",
+        decoder: str = "decoder",
+        dynamics: str = "dynamics",
+        frame_weight: float = 1.0,
+        image_interval: float = 20.0,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("sequence_length", 8)
+        super().__init__(trains=[dynamics], reads=[encoder, decoder], **kwargs)
+        if self.sequence_length < 2:
+            raise ValueError(
+                f"DynamicsTrainer needs sequence_length >= 2 (a step and its successor), "
+                f"got {self.sequence_length}"
+            )
+        self.encoder_name = encoder
+        self.decoder_name = decoder
+        self.dynamics_name = dynamics
+        self.frame_weight = frame_weight
+        self.image_interval = image_interval
+        self._last_image = -float("inf")
+
+    def _unroll(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predicted and target latents for steps 1..T-1, each ``(B, T-1, L)``."""
+        observation, action = batch["observation"], batch["action"]
+        batch_size, length = observation.shape[:2]
+        encoder = self.module(self.encoder_name)
+        # Any module with ForwardDynamics' interface works; the cast only informs the checker.
+        dynamics = cast(ForwardDynamics, self.module(self.dynamics_name))
+        with torch.no_grad():
+            latents = encoder(observation.flatten(0, 1)).unflatten(0, (batch_size, length))
+        hidden = dynamics.initial_hidden(batch_size, device=observation.device)
+        predictions = []
+        for t in range(length - 1):
+            predicted, hidden = dynamics(latents[:, t], action[:, t], hidden)
+            predictions.append(predicted)
+        return torch.stack(predictions, dim=1), latents[:, 1:]
+
+    @override
+    def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+        predicted, target = self._unroll(batch)
+        latent_loss = F.mse_loss(predicted.float(), target.float())
+        decoded = self.module(self.decoder_name)(predicted.flatten(0, 1))
+        next_frames = batch["observation"][:, 1:].flatten(0, 1)
+        frame_loss = F.mse_loss(decoded.float(), next_frames.float())
+        return {
+            "loss": latent_loss + self.frame_weight * frame_loss,
+            "latent": latent_loss,
+            "frame": frame_loss,
+        }
+
+    @override
+    def on_run_end(self) -> None:
+        now = time.monotonic()
+        if now - self._last_image < self.image_interval:
+            return
+        self._last_image = now
+        batch = self.buffer.sample_sequences(1, 2)
+        batch = {key: value.to(self.fabric.device) for key, value in batch.items()}
+        with torch.no_grad(), self.fabric.autocast():
+            predicted, _ = self._unroll(batch)
+            decoder = self.module(self.decoder_name)
+            current = batch["observation"][0, 0]
+            reconstruction = decoder(self.module(self.encoder_name)(current[None]))[0]
+            prediction = decoder(predicted[:, 0])[0]
+        panel = torch.cat(
+            [current, reconstruction.float(), prediction.float(), batch["observation"][0, 1]],
+            dim=-1,
+        )
+        self.metrics.image("images/world_model", panel, self.global_step)

@@ -1,0 +1,74 @@
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from ami.metrics import EventWriter
+from ami.sharing import OwnershipError
+
+
+def load(log_dir: Path) -> EventAccumulator:
+    accumulator = EventAccumulator(str(log_dir), size_guidance={"images": 0, "scalars": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def test_scalars_images_and_text_are_read_back_by_tensorboard(tmp_path: Path) -> None:
+    writer = EventWriter(tmp_path / "tb")
+    for step in range(1, 6):
+        writer.scalar("inference/step_interval", 0.1 * step, step)
+    writer.scalars({"training/t/loss": 2.0, "training/t/grad_norm": 3.0}, step=7)
+    image = torch.zeros(3, 8, 12)
+    image[0] = 1.0  # pure red
+    writer.image("images/panel", image, step=3)
+    writer.text("config/parameters", "| model | 10 |")
+    writer.close()
+
+    events = load(tmp_path / "tb")
+    tags = events.Tags()
+    assert {"inference/step_interval", "training/t/loss", "training/t/grad_norm"} <= set(
+        tags["scalars"]
+    )
+    values = [(e.step, round(e.value, 6)) for e in events.Scalars("inference/step_interval")]
+    assert values == [(1, 0.1), (2, 0.2), (3, 0.3), (4, 0.4), (5, 0.5)]
+    assert events.Scalars("training/t/loss")[0].value == 2.0
+    (img,) = events.Images("images/panel")
+    assert (img.width, img.height, img.step) == (12, 8, 3)
+    decoded = cv2.imdecode(np.frombuffer(img.encoded_image_string, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded[0, 0].tolist() == [0, 0, 255], "stored as RGB (BGR in OpenCV's order)"
+    assert "config/parameters/text_summary" in tags["tensors"]
+
+
+def test_records_reach_disk_after_flush_interval(tmp_path: Path) -> None:
+    writer = EventWriter(tmp_path, flush_seconds=0.0)
+    writer.scalar("x", 1.0, 1)
+    assert [e.value for e in load(tmp_path).Scalars("x")] == [1.0]
+    writer.close()
+
+
+def test_only_the_owning_thread_writes(tmp_path: Path) -> None:
+    writer = EventWriter(tmp_path)
+    errors: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            writer.scalar("x", 1.0, 1)
+        except OwnershipError as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=other, name="training")
+    thread.start()
+    thread.join(2)
+    assert len(errors) == 1
+    writer.close()
+
+
+def test_bad_image_shape_fails_clearly(tmp_path: Path) -> None:
+    writer = EventWriter(tmp_path)
+    with pytest.raises(ValueError, match=r"bad: an image must be \(3, H, W\), got \(5, 4\)"):
+        writer.image("bad", torch.zeros(5, 4), step=0)
+    writer.close()

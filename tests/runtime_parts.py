@@ -1,0 +1,153 @@
+"""Test parts: a scripted world, a tiny trainer, and a runtime built from real parts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning_fabric import Fabric
+from torch import nn
+
+from ami.data import SequentialBuffer, StepCollector
+from ami.interaction import Environment, Interaction
+from ami.interaction.agents import RandomAgent
+from ami.models import ModelWrapper
+from ami.system import SystemControl
+from ami.threads import InferenceThread, MainThread, TrainingThread
+from ami.trainers import Trainer
+from ami.web import ControlAPI
+
+
+class ScriptedWorld(Environment):
+    """A world of constant frames that records what happens to it, and on which thread."""
+
+    def __init__(
+        self,
+        fail_at_step: int | None = None,
+        fail_in_setup: bool = False,
+        work: Callable[[int], float] | None = None,
+    ) -> None:
+        self.fail_at_step = fail_at_step
+        self.fail_in_setup = fail_in_setup
+        self.work = work
+        self.steps = 0
+        self.step_times: list[float] = []
+        self.actions: list[torch.Tensor] = []
+        self.events: list[tuple[str, str]] = []
+        self.thread_names: set[str] = set()
+
+    def _record(self, event: str) -> None:
+        self.events.append((event, threading.current_thread().name))
+
+    def setup(self) -> None:
+        self._record("setup")
+        if self.fail_in_setup:
+            raise RuntimeError("camera not found (scripted)")
+
+    def teardown(self) -> None:
+        self._record("teardown")
+
+    def observe(self) -> torch.Tensor:
+        self.step_times.append(time.perf_counter())
+        self.steps += 1
+        self.thread_names.update(t.name for t in threading.enumerate())
+        if self.fail_at_step is not None and self.steps >= self.fail_at_step:
+            raise RuntimeError(f"world broke at step {self.steps} (scripted)")
+        if self.work is not None:
+            time.sleep(self.work(self.steps))
+        return torch.full((3, 4, 4), (self.steps % 10) / 10)
+
+    def affect(self, action: torch.Tensor) -> None:
+        self.actions.append(action)
+
+    def on_pause(self) -> None:
+        self._record("pause")
+
+    def on_resume(self) -> None:
+        self._record("resume")
+
+    def metrics(self) -> Mapping[str, float]:
+        return {"steps": float(self.steps)}
+
+
+class BrightnessTrainer(Trainer):
+    """Learns the mean brightness of observations: a real, tiny learning job."""
+
+    def __init__(self, step_seconds: float = 0.0, fail_at_run: int | None = None, **kwargs: Any):
+        kwargs.setdefault("batch_size", 4)
+        kwargs.setdefault("min_new_steps", 4)
+        kwargs.setdefault("steps_per_run", 2)
+        super().__init__(trains=["brightness"], **kwargs)
+        self.step_seconds = step_seconds
+        self.fail_at_run = fail_at_run
+
+    def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+        if self.fail_at_run is not None and self.runs + 1 >= self.fail_at_run:
+            raise RuntimeError("trainer broke (scripted)")
+        if self.step_seconds:
+            time.sleep(self.step_seconds)
+        observation = batch["observation"].flatten(1)
+        prediction = self.module("brightness")(observation).squeeze(-1)
+        loss = (prediction - observation.mean(dim=1)).pow(2).mean()
+        return {"loss": loss}
+
+
+@dataclass
+class Runtime:
+    main: MainThread
+    world: ScriptedWorld
+    trainer: BrightnessTrainer
+    inference: InferenceThread
+    training: TrainingThread
+    collector: StepCollector
+    models: dict[str, ModelWrapper]
+    output_dir: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_runtime(
+    tmp_path: Path,
+    world: ScriptedWorld | None = None,
+    trainer: BrightnessTrainer | None = None,
+    interval: float = 0.01,
+    max_uptime: float | None = 1.0,
+    api: bool = False,
+    stop_timeout: float = 10.0,
+    training_cls: type[TrainingThread] = TrainingThread,
+) -> Runtime:
+    """Assemble the three threads from real parts; call on the thread that will run main."""
+    world = world or ScriptedWorld()
+    trainer = trainer or BrightnessTrainer()
+    models = {"brightness": ModelWrapper("brightness", nn.Linear(48, 1))}
+    collector = StepCollector()
+    agent = RandomAgent([3, 3, 3, 2, 2], action_repeat=2)
+    agent.bind({name: m.inference for name, m in models.items()}, collector)
+    buffer = SequentialBuffer(capacity=256)
+    inference = InferenceThread(
+        Interaction(world, agent), collector, tmp_path / "tb" / "inference", interval=interval
+    )
+    training = training_cls(
+        collector,
+        {"experience": buffer},
+        models,
+        {"brightness": trainer},
+        Fabric(accelerator="cpu", devices=1),
+        tmp_path / "tb" / "training",
+    )
+    for model in models.values():
+        model.transfer_to(training.thread)
+    buffer.transfer_to(training.thread)
+    collector.transfer_to(inference.thread)
+    main = MainThread(
+        SystemControl(),
+        [inference, training],
+        api=ControlAPI(port=0) if api else None,
+        max_uptime=max_uptime,
+        stop_timeout=stop_timeout,
+    )
+    return Runtime(main, world, trainer, inference, training, collector, models, tmp_path)

@@ -1,0 +1,104 @@
+import threading
+
+import pytest
+
+from ami.sharing import Owned, OwnershipError, ReadOnlyError, ReadOnlyView, writes
+
+
+class Counter(Owned):
+    def __init__(self) -> None:
+        super().__init__("counter")
+        self.value = 0
+
+    @writes
+    def increment(self) -> int:
+        self.value += 1
+        return self.value
+
+
+def run_in_thread(fn, name="other"):
+    result: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = fn()
+        except BaseException as error:
+            result["error"] = error
+
+    thread = threading.Thread(target=target, name=name)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive()
+    return result
+
+
+def test_creating_thread_writes() -> None:
+    counter = Counter()
+    assert counter.writer is threading.current_thread()
+    assert counter.increment() == 1
+
+
+def test_other_thread_cannot_write() -> None:
+    counter = Counter()
+    result = run_in_thread(counter.increment, name="intruder")
+    error = result["error"]
+    assert isinstance(error, OwnershipError)
+    message = str(error)
+    assert "counter.increment" in message
+    assert "intruder" in message
+    assert threading.current_thread().name in message
+    assert counter.value == 0
+
+
+def test_read_only_view_reads_but_refuses_writes() -> None:
+    counter = Counter()
+    counter.increment()
+    view = counter.read_only()
+    assert isinstance(view, ReadOnlyView)
+    assert view.value == 1
+    with pytest.raises(
+        ReadOnlyError, match=r"counter: increment\(\) changes the object.*read-only"
+    ):
+        view.increment()
+    with pytest.raises(ReadOnlyError, match="assigning 'value'"):
+        view.value = 5
+    with pytest.raises(ReadOnlyError, match="deleting 'value'"):
+        del view.value
+    assert counter.value == 1
+
+
+def test_read_only_view_refuses_even_on_the_writer_thread() -> None:
+    view = Counter().read_only()
+    with pytest.raises(ReadOnlyError):
+        view.increment()
+
+
+def test_transfer_moves_write_permission() -> None:
+    counter = Counter()
+    holder: dict[str, threading.Thread] = {}
+    ready = threading.Event()
+    go = threading.Event()
+
+    def new_writer() -> None:
+        holder["thread"] = threading.current_thread()
+        ready.set()
+        go.wait(5)
+        counter.increment()
+
+    thread = threading.Thread(target=new_writer, name="new-writer")
+    thread.start()
+    ready.wait(5)
+    counter.transfer_to(holder["thread"])
+    assert counter.writer is holder["thread"]
+    with pytest.raises(OwnershipError):
+        counter.increment()
+    go.set()
+    thread.join(5)
+    assert counter.value == 1
+
+
+def test_only_the_writer_can_transfer() -> None:
+    counter = Counter()
+    result = run_in_thread(lambda: counter.transfer_to(threading.current_thread()))
+    assert isinstance(result["error"], OwnershipError)
+    assert counter.writer is threading.current_thread()
