@@ -52,5 +52,8 @@ class Agent(ABC):
         """The system resumed after :meth:`on_pause`."""
 
     def metrics(self) -> Mapping[str, float]:
-        """Per-step numbers for TensorBoard, logged under ``inference/``."""
+        """Per-step numbers for TensorBoard, logged as ``inference/<key>``.
+
+        E.g. ``intrinsic_reward``, ``policy_value``, ``action_entropy/<category>``.
+        """
         return {}

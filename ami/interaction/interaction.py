@@ -48,7 +48,7 @@ class Interaction:
             self.agent.teardown()
 
     def metrics(self) -> Mapping[str, float]:
-        """The agent's numbers under ``agent/``, the world's under ``world/``."""
-        values = {f"agent/{key}": value for key, value in self.agent.metrics().items()}
+        """The agent's numbers as they are, the world's under ``world/``."""
+        values = dict(self.agent.metrics())
         values.update({f"world/{key}": value for key, value in self.environment.metrics().items()})
         return values

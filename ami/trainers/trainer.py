@@ -186,6 +186,7 @@ class Trainer(ABC):
             module.requires_grad_(False)
         completed = True
         try:
+            self.on_run_start()
             for _ in range(self.steps_per_run):
                 if not self.control.manage_loop():
                     completed = False
@@ -201,6 +202,9 @@ class Trainer(ABC):
             self.runs += 1
             self.on_run_end()
         return completed
+
+    def on_run_start(self) -> None:
+        """Called before a run's first step (e.g. to prepare a rollout once per run)."""
 
     def on_run_end(self) -> None:
         """Called after each completed run and sync (e.g. to log images)."""
