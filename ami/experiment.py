@@ -14,6 +14,7 @@ the others, and handed to the thread that writes it:
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from hydra.utils import instantiate
 from lightning_fabric import Fabric
 from omegaconf import DictConfig, OmegaConf
 
-import ami.config_resolvers  # noqa: F401  (registers ${ami.pid:})
+import ami.hydra_setup  # noqa: F401  (resolvers and schema, before composition)
 from ami.data.buffer import DataBuffer
 from ami.data.collector import StepCollector
 from ami.interaction.agent import Agent
@@ -47,6 +48,7 @@ class ConfigError(ValueError):
 
 def run(cfg: DictConfig, output_dir: Path) -> int:
     """Build the system from ``cfg`` and run it; returns the process exit code."""
+    threading.current_thread().name = "main"  # selects main.log
     try:
         main = build(cfg, output_dir)
     except KeyboardInterrupt:
@@ -57,6 +59,10 @@ def run(cfg: DictConfig, output_dir: Path) -> int:
 
 def build(cfg: DictConfig, output_dir: Path) -> MainThread:
     """Instantiate every part and wire the three threads; nothing starts yet."""
+    if cfg.max_uptime is not None and cfg.max_uptime <= 0:
+        raise ConfigError(
+            f"max_uptime={cfg.max_uptime}: give seconds > 0, or null to run until stopped"
+        )
     output_dir.mkdir(parents=True, exist_ok=True)
     _save_config(cfg, output_dir)
     fabric = _make_fabric(cfg)
@@ -76,14 +82,13 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
     trainers = _make_trainers(cfg)
 
     tensorboard_dir = output_dir / "tensorboard"
-    inference: InferenceThread = instantiate(
-        cfg.threads.inference,
+    # Partial configs: the live objects are passed in Python, not merged into configs.
+    inference: InferenceThread = instantiate(cfg.threads.inference)(
         interaction=interaction,
         collector=collector,
         tensorboard_dir=tensorboard_dir / "inference",
     )
-    training: TrainingThread = instantiate(
-        cfg.threads.training,
+    training: TrainingThread = instantiate(cfg.threads.training)(
         collector=collector,
         buffers=buffers,
         models=models,

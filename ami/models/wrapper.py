@@ -4,8 +4,9 @@ The training thread writes the :class:`ModelWrapper`; the inference thread holds
 :class:`InferenceModel`, a read-only handle that runs the inference copy in eval mode
 under ``torch.inference_mode``. :meth:`ModelWrapper.sync` publishes training progress by
 switching the two references under a lock held only for the switch, then copies the
-parameters back into the new training copy on the training thread, so the inference
-thread never waits for a copy, whatever the model's size.
+parameters back into the new training copy on the training thread. The inference
+thread never waits for a copy, whatever the model's size; the training thread waits,
+at most, for a forward pass already running on the copy it takes back.
 
 Constraint (from the design): a model holds no state between calls. The switch hands
 the inference thread a different module object, so anything a module remembered from
@@ -46,10 +47,11 @@ class ModelWrapper(Owned):
         super().__init__(f"models.{name}")
         self.name = name
         self._training = module.train()
-        self._inference = copy.deepcopy(module)
+        inference = copy.deepcopy(module)
         self._trainable = [param.requires_grad for param in module.parameters()]
-        self._prepare_for_inference(self._inference)
-        self._switch_lock = threading.Lock()
+        self._prepare_for_inference(inference)
+        self._switch = threading.Condition(threading.Lock())
+        self._published = _Published(inference)
         self._optimizers: list[Optimizer] = []
         self.inference = InferenceModel(self)
         self.syncs = 0
@@ -64,14 +66,14 @@ class ModelWrapper(Owned):
     @property
     def parameter_count(self) -> int:
         """Number of parameters in one copy."""
-        return sum(param.numel() for param in self._inference.parameters())
+        return sum(param.numel() for param in self._training.parameters())
 
     @writes
     def to(self, device: torch.device | str) -> None:
         """Move both copies (before the threads start, or on the training thread)."""
-        with self._switch_lock:
+        with self._switch:
             self._training.to(device)
-            self._inference.to(device)
+            self._published.module.to(device)
 
     @writes
     def attach_optimizer(self, optimizer: Optimizer) -> None:
@@ -87,23 +89,26 @@ class ModelWrapper(Owned):
 
         1. The training copy is put into inference mode (eval, no grad) while it is
            still private to this thread.
-        2. Under the lock, the two references switch: a few pointer assignments.
-        3. The former inference copy becomes the training copy: train mode, its
-           parameters take over the optimizers' slots and state, and receive the
+        2. Under the lock, the published reference switches: one assignment.
+        3. Forward passes that started on the former inference copy finish (new ones
+           already use the new copy); then it becomes the training copy: train mode,
+           its parameters take over the optimizers' slots and state, and receive the
            published values, so training continues exactly where it was.
         """
         published = self._training
         self._prepare_for_inference(published)
-        with self._switch_lock:
-            retired = self._inference
-            self._inference = published
-        self._training = retired
-        self._prepare_for_training(retired)
-        mapping = dict(zip(published.parameters(), retired.parameters(), strict=True))
+        with self._switch:
+            retired = self._published
+            self._published = _Published(published)
+        with self._switch:
+            self._switch.wait_for(lambda: retired.readers == 0)
+        self._training = retired.module
+        self._prepare_for_training(retired.module)
+        mapping = dict(zip(published.parameters(), retired.module.parameters(), strict=True))
         for optimizer in self._optimizers:
             rebind_optimizer(optimizer, mapping)
         with torch.no_grad():
-            targets = [*retired.parameters(), *retired.buffers()]
+            targets = [*retired.module.parameters(), *retired.module.buffers()]
             sources = [*published.parameters(), *published.buffers()]
             if targets:
                 torch._foreach_copy_(targets, sources)
@@ -120,12 +125,23 @@ class ModelWrapper(Owned):
         module.requires_grad_(False)
 
 
+class _Published:
+    """The inference copy, with the count of forward passes running on it."""
+
+    __slots__ = ("module", "readers")
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self.readers = 0
+
+
 class InferenceModel:
     """The inference thread's read-only handle on a shared model.
 
-    Each call runs the current inference copy under ``torch.inference_mode`` while
-    holding the switch lock, so a sync can never hand this copy back to training
-    (and overwrite it) in the middle of a forward pass.
+    A call takes the currently published copy and marks it in use, both under the
+    switch lock (microseconds), then runs the forward pass outside the lock under
+    ``torch.inference_mode``. A sync that retires this copy waits for the mark to
+    clear before writing into it, so a forward pass never sees a half-copied model.
     """
 
     def __init__(self, wrapper: ModelWrapper) -> None:
@@ -139,18 +155,25 @@ class InferenceModel:
     @property
     def device(self) -> torch.device:
         """Where inputs must be placed."""
-        for param in self._wrapper._inference.parameters():
+        for param in self._wrapper._published.module.parameters():
             return param.device
         return torch.device("cpu")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the inference copy's forward pass."""
-        wrapper = self._wrapper
-        with wrapper._switch_lock, torch.inference_mode():
-            return wrapper._inference(*args, **kwargs)
+        return self.call("__call__", *args, **kwargs)
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Run another method of the inference copy (e.g. ``decode``) the same way."""
-        wrapper = self._wrapper
-        with wrapper._switch_lock, torch.inference_mode():
-            return getattr(wrapper._inference, method)(*args, **kwargs)
+        switch = self._wrapper._switch
+        with switch:
+            published = self._wrapper._published
+            published.readers += 1
+        try:
+            with torch.inference_mode():
+                return getattr(published.module, method)(*args, **kwargs)
+        finally:
+            with switch:
+                published.readers -= 1
+                if published.readers == 0:
+                    switch.notify_all()

@@ -63,6 +63,12 @@ class InferenceThread(BackgroundThread):
         self.interaction.setup()
         self.control.on_pause(self._pause)
         self.control.on_resume(self._resume)
+        logger.info(
+            "ready: %s acting in %s every %s s",
+            type(self.interaction.agent).__name__,
+            type(self.interaction.environment).__name__,
+            self.interval,
+        )
 
     @override
     def on_tick(self) -> None:

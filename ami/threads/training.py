@@ -65,6 +65,12 @@ class TrainingThread(BackgroundThread):
         for name, trainer in self.trainers.items():
             trainer.bind(name, self.models, self.buffers, self.fabric, self.control, self.metrics)
             trainer.setup()
+        logger.info(
+            "ready: trainers %s on %s (%s precision)",
+            ", ".join(self.trainers) or "(none)",
+            self.fabric.device,
+            self.fabric.strategy.precision.precision,
+        )
 
     @override
     def on_tick(self) -> None:

@@ -28,7 +28,7 @@ def params(module: nn.Module) -> list[torch.Tensor]:
 
 def test_inference_copy_is_eval_without_grad_and_runs_in_inference_mode() -> None:
     wrapper = ModelWrapper("m", make_model())
-    inference = wrapper._inference
+    inference = wrapper._published.module
     assert not inference.training
     assert all(not p.requires_grad for p in inference.parameters())
     assert wrapper.training_module.training
@@ -41,23 +41,23 @@ def test_inference_copy_is_eval_without_grad_and_runs_in_inference_mode() -> Non
 def test_sync_switches_references_and_publishes_training_values() -> None:
     wrapper = ModelWrapper("m", make_model())
     trained = wrapper.training_module
-    old_inference = wrapper._inference
+    old_inference = wrapper._published.module
     with torch.no_grad():
         for p in trained.parameters():
             p.add_(1.0)
     expected = params(trained)
     wrapper.sync()
-    assert wrapper._inference is trained, "the trained module itself is published"
+    assert wrapper._published.module is trained, "the trained module itself is published"
     assert wrapper.training_module is old_inference, "the old inference copy now trains"
     for published, retired, value in zip(
-        wrapper._inference.parameters(), wrapper.training_module.parameters(), expected
+        wrapper._published.module.parameters(), wrapper.training_module.parameters(), expected
     ):
         assert torch.equal(published, value)
         assert torch.equal(retired, value)
         assert published.data_ptr() != retired.data_ptr()
-    assert wrapper.training_module.training and not wrapper._inference.training
+    assert wrapper.training_module.training and not wrapper._published.module.training
     assert all(p.requires_grad for p in wrapper.training_module.parameters())
-    assert all(not p.requires_grad for p in wrapper._inference.parameters())
+    assert all(not p.requires_grad for p in wrapper._published.module.parameters())
     assert wrapper.syncs == 1
 
 
@@ -95,10 +95,10 @@ def test_optimizer_follows_the_training_copy_and_keeps_its_state(use_fabric: boo
         adam_step(wrapper.training_module, optimizer, x)
         wrapper.sync()
         # The next step must not touch what the inference thread now reads.
-        inference_values = params(wrapper._inference)
+        inference_values = params(wrapper._published.module)
         torch.manual_seed(2)
         adam_step(wrapper.training_module, optimizer, x)
-        for before, after in zip(inference_values, wrapper._inference.parameters()):
+        for before, after in zip(inference_values, wrapper._published.module.parameters()):
             assert torch.equal(before, after)
         torch.manual_seed(2)
         adam_step(reference, reference_opt, x)
@@ -181,4 +181,54 @@ def test_deep_copy_is_independent() -> None:
     wrapper = ModelWrapper("m", copy.deepcopy(model))
     with torch.no_grad():
         wrapper.training_module[0].weight.zero_()
-    assert not torch.equal(wrapper._inference[0].weight, wrapper.training_module[0].weight)
+    assert not torch.equal(wrapper._published.module[0].weight, wrapper.training_module[0].weight)
+
+
+class Gate(nn.Module):
+    """Adds a parameter; while ``hold`` is set, a forward pass waits for ``release``."""
+
+    hold = threading.Event()
+    entered = threading.Event()
+    release = threading.Event()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if Gate.hold.is_set():
+            Gate.hold.clear()
+            Gate.entered.set()
+            assert Gate.release.wait(5)
+        return x + self.w
+
+
+def test_sync_switches_at_once_but_copies_only_after_running_passes_finish() -> None:
+    wrapper = ModelWrapper("gate", Gate())
+    with torch.no_grad():
+        wrapper.training_module.w.fill_(1.0)
+    events: list[tuple[str, float]] = []
+    x = torch.zeros(1)
+
+    def slow_reader() -> None:  # a forward pass in progress on the published copy
+        events.append(("slow", float(wrapper.inference(x))))
+
+    def fresh_reader() -> None:  # a call made after the switch
+        while wrapper._published.module.w.item() != 1.0:
+            time.sleep(0.001)
+        events.append(("fresh", float(wrapper.inference(x))))
+        Gate.release.set()
+
+    Gate.hold.set()
+    Gate.entered.clear()
+    Gate.release.clear()
+    slow = threading.Thread(target=slow_reader, name="inference")
+    slow.start()
+    assert Gate.entered.wait(5)
+    fresh = threading.Thread(target=fresh_reader, name="inference-2")
+    fresh.start()
+    wrapper.sync()  # returns only once the slow pass has left the old copy
+    events.append(("synced", wrapper.training_module.w.item()))
+    slow.join(5)
+    fresh.join(5)
+    assert events == [("fresh", 1.0), ("slow", 0.0), ("synced", 1.0)]
