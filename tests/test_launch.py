@@ -1,0 +1,205 @@
+"""The real entry point, run as a user runs it: `python scripts/launch.py ...` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH = ROOT / "scripts" / "launch.py"
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+def launch(*overrides: str, cwd: Path | None = None) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(LAUNCH), *overrides],
+        cwd=cwd or ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+
+
+def wait_for_api(process: subprocess.Popen[str], lines: list[str]) -> str:
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("Control API: "):
+            return line.split(": ", 1)[1].strip()
+    raise AssertionError("no 'Control API:' line; output:\n" + "".join(lines))
+
+
+def finish(process: subprocess.Popen[str], lines: list[str], timeout: float = 120) -> str:
+    out, _ = process.communicate(timeout=timeout)
+    return "".join(lines) + out
+
+
+def call(url: str, method: str = "GET") -> dict[str, Any]:
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body: dict[str, Any] = json.loads(response.read())
+        return body
+
+
+def tags(log_dir: Path) -> dict[str, list[str]]:
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    found: dict[str, list[str]] = events.Tags()
+    return found
+
+
+def test_canonical_launch_runs_learns_and_records(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    process = launch(
+        "model=world_model",
+        "buffer=random",
+        "max_uptime=20",
+        "web_api.port=0",
+        f"hydra.run.dir={run_dir}",
+    )
+    lines: list[str] = []
+    url = wait_for_api(process, lines)
+    assert url.startswith("http://127.0.0.1:")
+    status = call(url + "/api/status")
+    assert status["status"] == "active"
+    assert status["process_threads"] == ["inference", "main", "training"]
+    output = finish(process, lines)
+    assert process.returncode == 0, output
+
+    for name in ("config.yaml", "main.log", "inference.log", "training.log"):
+        assert (run_dir / name).is_file(), name
+    assert "Control API: http" in (run_dir / "main.log").read_text()
+    assert "ready:" in (run_dir / "inference.log").read_text()
+    assert "[training]" in (run_dir / "training.log").read_text()
+    assert "[inference]" not in (run_dir / "training.log").read_text()
+    inference = tags(run_dir / "tensorboard" / "inference")
+    assert "inference/step_interval" in inference["scalars"]
+    training = tags(run_dir / "tensorboard" / "training")
+    assert "training/representation/loss" in training["scalars"]
+    assert "training/dynamics/loss" in training["scalars"]
+    assert "images/world_model" in training["images"]
+
+
+def test_ctrl_c_stops_cleanly_with_exit_0(tmp_path: Path) -> None:
+    process = launch("web_api.port=0", f"hydra.run.dir={tmp_path}")
+    lines: list[str] = []
+    wait_for_api(process, lines)
+    time.sleep(2)
+    process.send_signal(signal.SIGINT)
+    output = finish(process, lines, timeout=60)
+    assert process.returncode == 0, output
+    assert "interrupted; stopping" in output
+    assert "stopped:" in (tmp_path / "main.log").read_text()
+
+
+def test_api_pause_resume_and_shutdown(tmp_path: Path) -> None:
+    process = launch("web_api.port=0", f"hydra.run.dir={tmp_path}")
+    lines: list[str] = []
+    url = wait_for_api(process, lines)
+    paused = call(url + "/api/pause", "POST")
+    assert paused["status"] == "paused" and paused["acknowledged"] is True
+    steps = paused["threads"]["inference"]["steps"]
+    time.sleep(0.5)
+    assert call(url + "/api/status")["threads"]["inference"]["steps"] == steps
+    assert call(url + "/api/resume", "POST")["status"] == "active"
+    time.sleep(0.5)
+    assert call(url + "/api/status")["threads"]["inference"]["steps"] > steps
+    assert call(url + "/api/shutdown", "POST")["status"] == "stopped"
+    output = finish(process, lines, timeout=60)
+    assert process.returncode == 0, output
+
+
+def test_a_failing_thread_makes_the_run_exit_nonzero(tmp_path: Path) -> None:
+    # A trainer naming a model that does not exist fails on the training thread at start.
+    process = launch(
+        "web_api.port=0",
+        "model.trainers.representation.encoder=no_such_model",
+        f"hydra.run.dir={tmp_path}",
+    )
+    output = finish(process, [], timeout=120)
+    assert process.returncode != 0
+    assert "thread training failed" in output
+    assert "no_such_model" in output
+    assert "Traceback" in (tmp_path / "training.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("buffer=nope", "Available options in 'buffer'"),
+        ("buffer.no_such_key=1", "no_such_key"),
+        ("max_uptime=soon", "max_uptime"),
+        ("seed=1.5", "seed"),
+    ],
+)
+def test_wrong_overrides_fail_fast_naming_the_key(
+    tmp_path: Path, override: str, expected: str
+) -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(LAUNCH), override, f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode != 0
+    assert expected in result.stdout + result.stderr
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "tensorboard").exists(), "nothing started"
+
+
+def test_sweep_and_same_second_launches_get_their_own_directories(tmp_path: Path) -> None:
+    sweep = subprocess.run(
+        [
+            sys.executable,
+            str(LAUNCH),
+            "-m",
+            "buffer=random,sequential",
+            "max_uptime=3",
+            "web_api.port=0",
+            f"paths.log_dir={tmp_path}",
+            "task_name=sweep",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+    )
+    assert sweep.returncode == 0, sweep.stdout + sweep.stderr
+    (sweep_dir,) = (tmp_path / "sweep" / "multiruns").iterdir()
+    jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    assert jobs == ["0", "1"]
+    for job in jobs:
+        assert (sweep_dir / job / "main.log").is_file()
+        assert (
+            "inference/step_interval"
+            in tags(sweep_dir / job / "tensorboard" / "inference")["scalars"]
+        )
+    buffers = {
+        (sweep_dir / job / "config.yaml").read_text().count("SequentialBuffer") for job in jobs
+    }
+    assert buffers == {0, 1}
+
+    both = [
+        launch("max_uptime=1", "web_api=none", f"paths.log_dir={tmp_path}", "task_name=twins")
+        for _ in range(2)
+    ]
+    for process in both:
+        output = finish(process, [], timeout=120)
+        assert process.returncode == 0, output
+    runs = list((tmp_path / "twins" / "runs").iterdir())
+    assert len(runs) == 2
