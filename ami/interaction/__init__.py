@@ -4,7 +4,7 @@ Everything here runs on the inference thread.
 """
 
 from ami.interaction.agent import Agent
-from ami.interaction.environment import Environment
+from ami.interaction.environment import Environment, WorldEnded
 from ami.interaction.interaction import Interaction
 
-__all__ = ["Agent", "Environment", "Interaction"]
+__all__ = ["Agent", "Environment", "Interaction", "WorldEnded"]

@@ -8,6 +8,15 @@ from collections.abc import Mapping
 import torch
 
 
+class WorldEnded(Exception):
+    """The world has nothing more to show (e.g. the last video ended).
+
+    Raised from :meth:`Environment.observe` or :meth:`Environment.affect`; the inference
+    thread then ends its loop and the run stops cleanly (exit code 0), instead of
+    treating the end of the data as a failure.
+    """
+
+
 class Environment(ABC):
     """A world as the inference thread sees it.
 

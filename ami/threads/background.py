@@ -33,6 +33,7 @@ class BackgroundThread(ABC):
         self.ready = threading.Event()
         """Set once :meth:`on_start` has finished (or failed)."""
         self._control: ThreadControl | None = None
+        self._done = False
         self._notify_main: Callable[[], None] = lambda: None
 
     @property
@@ -55,6 +56,13 @@ class BackgroundThread(ABC):
     def finished(self) -> bool:
         """Whether the thread has left its loop for good."""
         return self.ready.is_set() and not self.control.alive
+
+    def finish(self) -> None:
+        """End this thread's loop after the current tick (called on the thread itself).
+
+        The main thread notices and stops the whole system; the exit code stays 0.
+        """
+        self._done = True
 
     def on_start(self) -> None:
         """Acquire resources on this thread, before the system starts."""
@@ -83,7 +91,7 @@ class BackgroundThread(ABC):
             self.ready.set()
             self._notify_main()
             if control.wait_for_start():
-                while control.manage_loop():
+                while not self._done and control.manage_loop():
                     self.on_tick()
             self.on_end()
         except BaseException as error:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing_extensions import override
 
 from ami.data.collector import StepCollector
+from ami.interaction.environment import WorldEnded
 from ami.interaction.interaction import Interaction
 from ami.metrics import EventWriter
 from ami.threads.background import BackgroundThread
@@ -78,7 +79,12 @@ class InferenceThread(BackgroundThread):
         if now < self._deadline:
             self.control.wait(self._deadline - now)
             return
-        self._step(now)
+        try:
+            self._step(now)
+        except WorldEnded as ended:
+            logger.info("the world ended (%s); stopping the run", ended)
+            self.finish()
+            return
         self._deadline += self.interval
         behind = time.perf_counter() - self._deadline
         if behind >= 0:

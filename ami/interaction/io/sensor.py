@@ -1,0 +1,25 @@
+"""A source of observations (a camera, a video), apart from anything that acts."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+
+
+class Sensor(ABC):
+    """Reads the world on the inference thread: :meth:`setup`, :meth:`read`..., :meth:`teardown`.
+
+    Kept apart from :class:`~ami.interaction.io.actuator.Actuator` so that one camera can
+    be paired with any way of acting (VRChat's OSC, nothing at all for a video).
+    """
+
+    def setup(self) -> None:
+        """Open the source; fail here, naming it, if it cannot be opened."""
+
+    def teardown(self) -> None:
+        """Release the source."""
+
+    @abstractmethod
+    def read(self) -> torch.Tensor:
+        """The next observation, ``(C, H, W)`` float in ``[0, 1]``."""

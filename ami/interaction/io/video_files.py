@@ -1,0 +1,123 @@
+"""Recorded videos as a sensor: offline data for pre-training a world model.
+
+A folder is played file after file in name order. At the end of the last file the
+sensor loops back to the first by default, so a run ends when the runtime stops it
+(``max_uptime``, the web API), the same way as every other world. With ``loop=False``
+the end of the data raises :class:`EndOfVideos` (a
+:class:`~ami.interaction.environment.WorldEnded`): the run then stops cleanly, exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import torch
+from typing_extensions import override
+
+from ami.interaction.environment import WorldEnded
+from ami.interaction.io.camera import open_capture
+from ami.interaction.io.frames import as_image, check_size, frame_to_observation
+from ami.interaction.io.sensor import Sensor
+
+logger = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = frozenset(
+    {".avi", ".flv", ".m4v", ".mkv", ".mov", ".mp4", ".mpeg", ".mpg", ".webm", ".wmv"}
+)
+"""File name endings taken from a folder; other files (notes, CSVs) are skipped."""
+
+
+class EndOfVideos(WorldEnded):
+    """Every video was played once and ``loop`` is off."""
+
+
+def list_videos(path: str | Path) -> list[Path]:
+    """The video file ``path``, or the videos directly inside folder ``path``, by name."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"interaction.camera={str(path)!r}: no such video file or folder")
+    videos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    if not videos:
+        raise FileNotFoundError(
+            f"interaction.camera={str(path)!r}: the folder holds no video "
+            f"(accepted endings: {', '.join(sorted(VIDEO_SUFFIXES))})"
+        )
+    return videos
+
+
+class VideoFilesSensor(Sensor):
+    """Frames of one video file or of a folder of videos, in order.
+
+    Args:
+        path: A video file, or a folder whose videos are played in name order.
+        width: Observation width in pixels.
+        height: Observation height in pixels (frames are centre-cropped, then resized).
+        loop: Start again from the first video after the last one; if False, the end of
+            the last video raises :class:`EndOfVideos`.
+    """
+
+    def __init__(self, path: str, width: int = 84, height: int = 84, loop: bool = True) -> None:
+        check_size(width, height)
+        if not isinstance(path, str | Path) or not str(path):
+            raise ValueError(f"interaction.camera must be a video file or folder, got {path!r}")
+        self.path = str(path)
+        self.width = width
+        self.height = height
+        self.loop = loop
+        self.passes = 0
+        """Complete passes over all videos so far."""
+        self._videos: list[Path] = []
+        self._index = 0
+        self._frames_this_pass = 0
+        self._capture: cv2.VideoCapture | None = None
+
+    @override
+    def setup(self) -> None:
+        self._videos = list_videos(self.path)
+        for video in self._videos[1:]:  # fail now, not hours later at the broken file
+            open_capture(str(video)).release()
+        self._index = 0
+        self._capture = open_capture(str(self._videos[0]))
+
+    @override
+    def teardown(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+    @override
+    def read(self) -> torch.Tensor:
+        if self._capture is None:
+            raise RuntimeError("VideoFilesSensor: no open video (before setup, or after the end)")
+        while True:
+            ok, frame = self._capture.read()
+            if ok and frame is not None:
+                self._frames_this_pass += 1
+                return frame_to_observation(as_image(frame), self.width, self.height)
+            self._next_video()
+
+    def _next_video(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+        self._capture = None
+        self._index += 1
+        if self._index == len(self._videos):
+            self._end_of_pass()
+        self._capture = open_capture(str(self._videos[self._index]))
+
+    def _end_of_pass(self) -> None:
+        if self._frames_this_pass == 0:
+            raise RuntimeError(f"interaction.camera={self.path!r}: no video yielded a frame")
+        self.passes += 1
+        if not self.loop:
+            raise EndOfVideos(
+                f"interaction.camera={self.path!r}: all {len(self._videos)} video(s) played "
+                "(loop is off)"
+            )
+        logger.info("videos in %s: pass %d done, starting over", self.path, self.passes)
+        self._index = 0
+        self._frames_this_pass = 0

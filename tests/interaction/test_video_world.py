@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from ami.interaction.io.video_files import EndOfVideos, VideoFilesSensor
+from ami.interaction.worlds import SensorActuatorEnvironment
+
+COLOURS = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (255, 255, 255)]  # BGR: red green blue white
+RGB_NAMES = {(1, 0, 0): "red", (0, 1, 0): "green", (0, 0, 1): "blue", (1, 1, 1): "white"}
+
+
+def colour_of(observation: torch.Tensor) -> str:
+    rgb = tuple(int(v) for v in observation.mean(dim=(1, 2)).round())
+    return RGB_NAMES[rgb]  # type: ignore[index]
+
+
+@pytest.fixture
+def folder(tmp_path: Path, video_of: Callable[..., Path]) -> Path:
+    video_of("b.mkv", COLOURS[2:])
+    video_of("a.avi", COLOURS[:2])
+    (tmp_path / "notes.txt").write_text("not a video: skipped")
+    return tmp_path
+
+
+def test_a_folder_plays_in_name_order_and_loops(folder: Path) -> None:
+    env = SensorActuatorEnvironment(VideoFilesSensor(str(folder), width=16, height=16))
+    env.setup()
+    seen = [colour_of(env.observe()) for _ in range(6)]
+    assert seen == ["red", "green", "blue", "white", "red", "green"]
+    assert env.sensor.passes == 1  # type: ignore[attr-defined]
+    env.teardown()
+
+
+def test_without_loop_the_end_raises_end_of_videos(folder: Path) -> None:
+    sensor = VideoFilesSensor(str(folder), loop=False)
+    sensor.setup()
+    for _ in range(4):
+        sensor.read()
+    with pytest.raises(EndOfVideos, match="all 2 video"):
+        sensor.read()
+    sensor.teardown()
+
+
+def test_a_single_file_is_a_source(video_of: Callable[..., Path]) -> None:
+    path = video_of("one.mkv", COLOURS[1:2])
+    sensor = VideoFilesSensor(str(path), width=8, height=8)
+    sensor.setup()
+    assert [colour_of(sensor.read()) for _ in range(3)] == ["green"] * 3
+    assert sensor.passes == 2
+    sensor.teardown()
+
+
+def test_actions_are_checked_and_ignored(video_of: Callable[..., Path]) -> None:
+    env = SensorActuatorEnvironment(VideoFilesSensor(str(video_of("v.mkv", COLOURS[:1]))))
+    env.setup()
+    env.affect(torch.tensor([1, 2, 0, 1, 0]))
+    env.on_pause()
+    env.on_resume()
+    with pytest.raises(ValueError, match="jump"):
+        env.affect(torch.tensor([0, 0, 0, 2, 0]))
+    assert env.metrics() == {}
+    env.teardown()
+
+
+def test_an_empty_folder_or_missing_path_fails_at_setup(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no video"):
+        VideoFilesSensor(str(tmp_path / "empty")).setup()
+    with pytest.raises(FileNotFoundError, match="no such video file or folder"):
+        VideoFilesSensor(str(tmp_path / "missing")).setup()
+
+
+def test_a_broken_video_in_the_folder_fails_at_setup(folder: Path) -> None:
+    (folder / "c.mp4").write_text("broken")
+    with pytest.raises(RuntimeError, match=r"c.mp4"):
+        VideoFilesSensor(str(folder)).setup()
+
+
+def test_a_device_index_is_not_a_video_source() -> None:
+    with pytest.raises(ValueError, match=r"interaction.camera"):
+        VideoFilesSensor(0)  # type: ignore[arg-type]
