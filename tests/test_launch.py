@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,10 +190,8 @@ def test_sweep_and_same_second_launches_get_their_own_directories(tmp_path: Path
             "inference/step_interval"
             in tags(sweep_dir / job / "tensorboard" / "inference")["scalars"]
         )
-    buffers = {
-        (sweep_dir / job / "config.yaml").read_text().count("SequentialBuffer") for job in jobs
-    }
-    assert buffers == {0, 1}
+    targets = {OmegaConf.load(sweep_dir / job / "config.yaml").buffer._target_ for job in jobs}
+    assert targets == {"ami.data.RandomReplacementBuffer", "ami.data.SequentialBuffer"}
 
     both = [
         launch("max_uptime=1", "web_api=none", f"paths.log_dir={tmp_path}", "task_name=twins")

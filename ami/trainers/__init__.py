@@ -1,7 +1,9 @@
 """Learning jobs run by the training thread, through Lightning Fabric."""
 
 from ami.trainers.dynamics import DynamicsTrainer
+from ami.trainers.ppo import PPOTrainer
 from ami.trainers.reconstruction import ReconstructionTrainer
 from ami.trainers.trainer import Trainer
+from ami.trainers.vae import VAETrainer
 
-__all__ = ["DynamicsTrainer", "ReconstructionTrainer", "Trainer"]
+__all__ = ["DynamicsTrainer", "PPOTrainer", "ReconstructionTrainer", "Trainer", "VAETrainer"]

@@ -1,0 +1,166 @@
+"""The curious agent: rewarded for what its forward model failed to predict."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from typing_extensions import override
+
+from ami.data.collector import StepCollector
+from ami.interaction.agent import Agent
+from ami.models.nets import MultiCategorical
+from ami.models.wrapper import InferenceModel
+
+DEFAULT_ACTION_NAMES = ("move_vertical", "move_horizontal", "look_horizontal", "jump", "run")
+"""Names of the default world's action categories, for the entropy charts."""
+
+
+def _on(model: InferenceModel, *tensors: torch.Tensor) -> list[torch.Tensor]:
+    # The agent keeps its state on the CPU; each model gets its inputs where it lives.
+    device = model.device
+    return [tensor.to(device) for tensor in tensors]
+
+
+class CuriosityAgent(Agent):
+    r"""Acts with a learned policy and rewards itself with its own prediction error.
+
+    Each step, with observation :math:`o_t`:
+
+    1. :math:`z_t = \mathrm{encoder}(o_t)`;
+    2. the previous transition's reward :math:`r_{t-1}` is the mean squared error
+       between the forward model's prediction made at :math:`t-1` and :math:`z_t`;
+    3. ``logits, value = policy(z_t, h_t)`` and :math:`a_t` is drawn from them (or the
+       previous action is held, with ``action_repeat``);
+    4. ``prediction, h_{t+1} = dynamics(z_t, a_t, h_t)``: the prediction is kept for
+       the next reward, the hidden state is the agent's memory.
+
+    A step's record needs the next observation for its reward, so it is appended to the
+    collector one step late: at step ``t+1`` the record of step ``t`` goes out with
+    ``observation, action, latent, hidden, action_log_prob, value, reward`` and
+    ``decision`` (whether the policy chose the action rather than holding it).
+
+    A pause breaks time: the pending record, whose reward would span the gap, is
+    dropped, and the first step after the resume computes no reward. The hidden state
+    is kept, since the world it summarises is still there.
+
+    Args:
+        encoder: Name of the image encoder model (a tuple output, as from a VAE
+            encoder, is read as ``(mean, ...)``).
+        dynamics: Name of the forward dynamics model.
+        policy: Name of the policy-value model.
+        action_names: One name per action category, for ``action_entropy/<name>``.
+        action_repeat: Steps each sampled action is held.
+        seed: Seed of the action sampling.
+    """
+
+    def __init__(
+        self,
+        encoder: str = "encoder",
+        dynamics: str = "dynamics",
+        policy: str = "policy",
+        action_names: Sequence[str] = DEFAULT_ACTION_NAMES,
+        action_repeat: int = 1,
+        seed: int = 0,
+    ) -> None:
+        if action_repeat < 1:
+            raise ValueError(f"agent.action_repeat must be >= 1, got {action_repeat}")
+        self.model_names = {"encoder": encoder, "dynamics": dynamics, "policy": policy}
+        self.action_names = [str(name) for name in action_names]
+        self.action_repeat = action_repeat
+        self._generator = torch.Generator().manual_seed(seed)
+        self._hidden = torch.zeros(0)
+        self._action = torch.zeros(0, dtype=torch.long)
+        self._held = 0
+        self._pending: dict[str, torch.Tensor] | None = None
+        self._prediction: torch.Tensor | None = None
+        self._metrics: dict[str, float] = {}
+
+    @override
+    def bind(self, models: Mapping[str, InferenceModel], collector: StepCollector) -> None:
+        for role, name in self.model_names.items():
+            if name not in models:
+                raise KeyError(
+                    f"agent CuriosityAgent needs a {role} model named {name!r} "
+                    f"(agent.agent.{role}); the models are {sorted(models)}. "
+                    "Use a model config that has it, e.g. model=world_model."
+                )
+        super().bind(models, collector)
+        self._encoder = models[self.model_names["encoder"]]
+        self._dynamics = models[self.model_names["dynamics"]]
+        self._policy = models[self.model_names["policy"]]
+
+    @override
+    def setup(self) -> None:
+        hidden: torch.Tensor = self._dynamics.call("initial_hidden", 1)
+        self._hidden = hidden.cpu()
+        self._held = 0
+        self._pending = None
+        self._prediction = None
+
+    @override
+    def teardown(self) -> None:
+        self._pending = None
+        self._prediction = None
+
+    @override
+    def on_pause(self) -> None:
+        self._pending = None
+        self._prediction = None
+
+    @override
+    def step(self, observation: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self._step(observation)
+
+    def _step(self, observation: torch.Tensor) -> torch.Tensor:
+        latent = self._encode(observation)
+        self._metrics.pop("intrinsic_reward", None)
+        if self._prediction is not None and self._pending is not None:
+            reward = (self._prediction - latent).float().square().mean()
+            self.collector.append({**self._pending, "reward": reward})
+            self._metrics["intrinsic_reward"] = float(reward)
+        logits, value = self._policy(*_on(self._policy, latent, self._hidden))
+        distribution = MultiCategorical([part.float().cpu() for part in logits])
+        decision = self._held == 0
+        if decision:
+            self._action = distribution.sample(self._generator)[0]
+        self._held = (self._held + 1) % self.action_repeat
+        prediction, next_hidden = self._dynamics(
+            *_on(self._dynamics, latent, self._action[None], self._hidden)
+        )
+        value = value.float().cpu()
+        self._pending = {
+            "observation": observation,
+            "action": self._action,
+            "latent": latent[0],
+            "hidden": self._hidden[0],
+            "action_log_prob": distribution.log_prob(self._action[None])[0],
+            "value": value[0],
+            "decision": torch.tensor(decision),
+        }
+        self._prediction = prediction.float().cpu()
+        self._hidden = next_hidden.float().cpu()
+        self._record_metrics(distribution, float(value[0]))
+        return self._action
+
+    def _encode(self, observation: torch.Tensor) -> torch.Tensor:
+        encoded: Any = self._encoder(*_on(self._encoder, observation[None]))
+        latent: torch.Tensor = encoded[0] if isinstance(encoded, tuple) else encoded
+        return latent.float().cpu()
+
+    def _record_metrics(self, distribution: MultiCategorical, value: float) -> None:
+        entropies = distribution.entropies()[0].tolist()
+        if len(entropies) != len(self.action_names):
+            raise ValueError(
+                f"agent.action_names names {len(self.action_names)} categories "
+                f"({self.action_names}) but the policy has {len(entropies)}"
+            )
+        self._metrics["policy_value"] = value
+        for name, entropy in zip(self.action_names, entropies, strict=True):
+            self._metrics[f"action_entropy/{name}"] = entropy
+
+    @override
+    def metrics(self) -> Mapping[str, float]:
+        return dict(self._metrics)

@@ -1,0 +1,118 @@
+"""Returns and advantages for on-policy learning, and a scale for drifting rewards.
+
+Kept apart from the PPO trainer so the arithmetic can be checked against hand-computed
+examples without a runtime.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def generalized_advantages(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    bootstrap: torch.Tensor | float,
+    gamma: float,
+    lam: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE(gamma, lambda) over one trajectory without episode ends.
+
+    The agent lives in one continuing world, so no step is terminal: the last step
+    bootstraps from the value of the step that follows the trajectory.
+
+    Args:
+        rewards: (T,) reward of each step's transition.
+        values: (T,) value estimate of each step, as recorded while acting.
+        bootstrap: Value estimate of the step after the last one.
+        gamma: Discount factor.
+        lam: GAE's lambda: 0 is one-step TD, 1 is the Monte-Carlo return.
+
+    Returns:
+        ``(advantages, returns)``, each (T,); ``returns = advantages + values`` is the
+        value target.
+    """
+    if rewards.shape != values.shape or rewards.dim() != 1:
+        raise ValueError(
+            f"rewards and values must both be (T,), got {tuple(rewards.shape)} "
+            f"and {tuple(values.shape)}"
+        )
+    rewards = rewards.float()
+    values = values.float()
+    last = torch.as_tensor(bootstrap, dtype=values.dtype, device=values.device).reshape(1)
+    next_values = torch.cat([values[1:], last])
+    deltas = (rewards + gamma * next_values - values).tolist()
+    advantages = [0.0] * len(deltas)
+    running = 0.0
+    for t in range(len(deltas) - 1, -1, -1):
+        running = deltas[t] + gamma * lam * running
+        advantages[t] = running
+    advantage = torch.tensor(advantages, dtype=values.dtype, device=values.device)
+    return advantage, advantage + values
+
+
+class RunningMeanStd:
+    """Mean and variance of a stream of numbers, updated a batch at a time.
+
+    Uses the parallel-variance formula (Chan et al.), so the result does not depend on
+    how the stream is cut into batches.
+    """
+
+    def __init__(self) -> None:
+        self.mean = 0.0
+        self.var = 1.0
+        self.count = 0.0
+
+    def update(self, values: torch.Tensor) -> None:
+        """Fold a batch of numbers into the running statistics."""
+        values = values.detach().double().flatten()
+        if values.numel() == 0:
+            return
+        batch_mean = float(values.mean())
+        batch_var = float(values.var(unbiased=False))
+        batch_count = float(values.numel())
+        if self.count == 0:
+            self.mean, self.var, self.count = batch_mean, batch_var, batch_count
+            return
+        total = self.count + batch_count
+        delta = batch_mean - self.mean
+        self.mean += delta * batch_count / total
+        m2 = self.var * self.count + batch_var * batch_count
+        self.var = (m2 + delta**2 * self.count * batch_count / total) / total
+        self.count = total
+
+    @property
+    def std(self) -> float:
+        """Standard deviation (0 before any data)."""
+        return float(self.var**0.5) if self.count else 0.0
+
+
+class ReturnScaler:
+    """Divides rewards by the running standard deviation of their discounted sum.
+
+    Curiosity rewards change scale as the world model learns (and as the encoder's
+    latent drifts); dividing by the spread of discounted returns, as in random network
+    distillation, keeps the value targets and the entropy bonus on a steady footing
+    without shifting the rewards' sign.
+
+    Args:
+        gamma: Discount of the returns whose spread is tracked.
+        epsilon: Floor of the divisor, so a flat stream does not blow up.
+    """
+
+    def __init__(self, gamma: float, epsilon: float = 1e-8) -> None:
+        self.gamma = gamma
+        self.epsilon = epsilon
+        self.stats = RunningMeanStd()
+        self._return = 0.0
+
+    def __call__(self, rewards: torch.Tensor) -> torch.Tensor:
+        """Update the statistics with ``rewards`` (in time order) and return them scaled."""
+        returns = torch.empty(len(rewards), dtype=torch.float64)
+        running = self._return
+        for t, reward in enumerate(rewards.detach().double().tolist()):
+            running = running * self.gamma + reward
+            returns[t] = running
+        self._return = running
+        self.stats.update(returns)
+        return rewards / max(self.stats.std, self.epsilon)

@@ -1,0 +1,84 @@
+"""Representation learning with a variational autoencoder."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from typing_extensions import override
+
+from ami.models.nets import kl_divergence, reparameterize
+from ami.trainers.trainer import Trainer
+
+
+class VAETrainer(Trainer):
+    """Trains a variational encoder and a decoder on single observations.
+
+    The optimised loss is the negative evidence lower bound of a Gaussian pixel
+    likelihood, divided by the number of pixel values so that its size (and a good
+    learning rate) does not depend on the image size::
+
+        loss = (sum of squared pixel errors + beta * KL) / (C * H * W)
+
+    Logged parts: ``reconstruction`` (mean squared error per pixel value, comparable
+    with the autoencoder's loss) and ``kl`` (nats per observation).
+
+    After a run (at most every ``image_interval`` seconds) it logs ``images/vae``: an
+    observation beside its reconstruction from the posterior mean.
+
+    Args:
+        encoder: Name of the :class:`~ami.models.nets.VariationalEncoder` model.
+        decoder: Name of the decoder model.
+        beta: Weight of the KL term; above 1 trades detail for a smoother latent.
+        image_interval: Seconds between image panels.
+        **kwargs: See :class:`~ami.trainers.trainer.Trainer`.
+    """
+
+    def __init__(
+        self,
+        encoder: str = "encoder",
+        decoder: str = "decoder",
+        beta: float = 1.0,
+        image_interval: float = 20.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(trains=[encoder, decoder], **kwargs)
+        if beta < 0:
+            raise ValueError(f"beta must be >= 0, got {beta}")
+        self.encoder_name = encoder
+        self.decoder_name = decoder
+        self.beta = beta
+        self.image_interval = image_interval
+        self._last_image = -float("inf")
+
+    @override
+    def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+        observation = batch["observation"]
+        mean, log_var = self.module(self.encoder_name)(observation)
+        latent = reparameterize(mean, log_var)
+        reconstruction = self.module(self.decoder_name)(latent).float()
+        squared = F.mse_loss(reconstruction, observation.float(), reduction="none")
+        values_per_image = squared[0].numel()
+        reconstruction_loss = squared.mean()
+        kl = kl_divergence(mean.float(), log_var.float()).mean()
+        return {
+            "loss": reconstruction_loss + self.beta * kl / values_per_image,
+            "reconstruction": reconstruction_loss,
+            "kl": kl,
+        }
+
+    @override
+    def on_run_end(self) -> None:
+        now = time.monotonic()
+        if now - self._last_image < self.image_interval:
+            return
+        self._last_image = now
+        observation = self.buffer.sample(1)["observation"].to(self.fabric.device)
+        with torch.no_grad(), self.fabric.autocast():
+            mean, _ = self.module(self.encoder_name)(observation.float())
+            reconstruction = self.module(self.decoder_name)(mean)
+        panel = torch.cat([observation[0].float(), reconstruction[0].float()], dim=-1)
+        self.metrics.image("images/vae", panel, self.global_step)

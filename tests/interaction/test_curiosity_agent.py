@@ -1,0 +1,217 @@
+"""The curiosity agent with real small nets, real model wrappers and a real collector."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from ami.data import SequentialBuffer, StepCollector
+from ami.interaction.agents import CuriosityAgent
+from ami.models import ModelWrapper
+from ami.models.nets import (
+    ForwardDynamics,
+    ImageDecoder,
+    ImageEncoder,
+    MultiCategorical,
+    PolicyValue,
+)
+
+CHOICES = [3, 3, 3, 2, 2]
+NAMES = ["move_vertical", "move_horizontal", "look_horizontal", "jump", "run"]
+KEYS = {
+    "observation",
+    "action",
+    "latent",
+    "hidden",
+    "action_log_prob",
+    "value",
+    "reward",
+    "decision",
+}
+
+
+def small_models(seed: int = 0) -> dict[str, ModelWrapper]:
+    torch.manual_seed(seed)
+    modules: dict[str, nn.Module] = {
+        "encoder": ImageEncoder(16, 16, 8, (4, 8)),
+        "decoder": ImageDecoder(16, 16, 8, (4, 8)),
+        "dynamics": ForwardDynamics(8, CHOICES, 16, 4),
+        "policy": PolicyValue(8, 16, CHOICES, 16),
+    }
+    return {name: ModelWrapper(name, module) for name, module in modules.items()}
+
+
+def make_agent(
+    models: dict[str, ModelWrapper], action_repeat: int = 1
+) -> tuple[CuriosityAgent, StepCollector]:
+    agent = CuriosityAgent(action_names=NAMES, action_repeat=action_repeat, seed=0)
+    collector = StepCollector()
+    agent.bind({name: model.inference for name, model in models.items()}, collector)
+    agent.setup()
+    return agent, collector
+
+
+def frame(seed: int) -> torch.Tensor:
+    return torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(seed))
+
+
+def test_actions_have_one_valid_choice_per_category() -> None:
+    agent, _ = make_agent(small_models())
+    for t in range(20):
+        action = agent.step(frame(t))
+        assert action.shape == (5,) and action.dtype == torch.long
+        assert (action >= 0).all() and (action < torch.tensor(CHOICES)).all()
+
+
+def test_records_arrive_one_step_late_carrying_their_own_transition() -> None:
+    models = small_models()
+    agent, collector = make_agent(models)
+    frames = [frame(t) for t in range(4)]
+    actions = [agent.step(frames[0])]
+    assert collector.pending == 0, "the first step's reward needs the next observation"
+    actions += [agent.step(f) for f in frames[1:]]
+    records = list(collector.take())
+    assert len(records) == 3
+    shapes = {
+        "observation": (3, 16, 16),
+        "action": (5,),
+        "latent": (8,),
+        "hidden": (16,),
+        "action_log_prob": (),
+        "value": (),
+        "reward": (),
+        "decision": (),
+    }
+    for t, record in enumerate(records):
+        assert set(record) == KEYS
+        assert {key: tuple(value.shape) for key, value in record.items()} == shapes
+        assert torch.equal(record["observation"], frames[t])
+        assert torch.equal(record["action"], actions[t])
+    assert torch.equal(records[0]["hidden"], torch.zeros(16)), "h_0 is the initial state"
+    assert not torch.equal(records[1]["hidden"], torch.zeros(16))
+
+    # The reward of step t is the prediction error of dynamics(z_t, a_t, h_t) against z_{t+1}.
+    encoder, dynamics = models["encoder"].inference, models["dynamics"].inference
+    for t in range(3):
+        record = records[t]
+        predicted, _ = dynamics(
+            record["latent"][None], record["action"][None], record["hidden"][None]
+        )
+        expected = (predicted[0] - encoder(frames[t + 1][None])[0]).square().mean()
+        assert torch.allclose(record["reward"], expected, atol=1e-6)
+        assert torch.allclose(record["latent"], encoder(frames[t][None])[0])
+
+
+def test_recorded_steps_train_through_a_buffer_despite_inference_mode() -> None:
+    models = small_models()
+    agent, collector = make_agent(models)
+    for t in range(6):
+        agent.step(frame(t))
+    buffer = SequentialBuffer(capacity=8)
+    buffer.extend(collector.take())
+    batch = buffer.sample(4)
+    policy = models["policy"].training_module
+    logits, value = policy(batch["latent"], batch["hidden"])
+    log_prob = MultiCategorical(logits).log_prob(batch["action"])
+    ((value - batch["reward"]).square() - log_prob * batch["value"]).mean().backward()
+    assert all(p.grad is not None for p in policy.parameters())
+
+
+def train_dynamics_on(models: dict[str, ModelWrapper], image: torch.Tensor) -> None:
+    """Teach the forward model that ``image`` follows ``image``, whatever the action."""
+    encoder = models["encoder"].training_module
+    dynamics = models["dynamics"].training_module
+    assert isinstance(dynamics, ForwardDynamics)
+    optimizer = torch.optim.Adam(dynamics.parameters(), lr=1e-2)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        target = encoder(image[None]).expand(8, -1)
+    for _ in range(150):
+        hidden = dynamics.initial_hidden(8)
+        loss = torch.zeros(())
+        for _ in range(6):
+            action = torch.stack(
+                [torch.randint(n, (8,), generator=generator) for n in CHOICES], dim=1
+            )
+            predicted, hidden = dynamics(target, action, hidden)
+            loss = loss + (predicted - target).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    models["dynamics"].sync()
+
+
+def test_a_surprising_transition_earns_more_reward_than_a_familiar_one() -> None:
+    models = small_models()
+    familiar, novel = frame(100), frame(200)
+    train_dynamics_on(models, familiar)
+    agent, collector = make_agent(models)
+    for _ in range(6):
+        agent.step(familiar)
+    agent.step(novel)
+    agent.step(novel)
+    rewards = [float(record["reward"]) for record in collector.take()]
+    familiar_rewards, surprise = rewards[:5], rewards[5]
+    assert max(familiar_rewards) * 10 < surprise, rewards
+
+
+def test_metrics_report_reward_value_and_entropy_per_category() -> None:
+    agent, _ = make_agent(small_models())
+    agent.step(frame(0))
+    assert "intrinsic_reward" not in agent.metrics(), "no transition yet"
+    agent.step(frame(1))
+    metrics = agent.metrics()
+    assert set(metrics) == {
+        "intrinsic_reward",
+        "policy_value",
+        *(f"action_entropy/{name}" for name in NAMES),
+    }
+    # A fresh policy is close to uniform.
+    for name, choices in zip(NAMES, CHOICES):
+        assert metrics[f"action_entropy/{name}"] == pytest.approx(math.log(choices), rel=0.01)
+    assert all(math.isfinite(value) for value in metrics.values())
+
+
+def test_no_reward_is_computed_across_a_pause() -> None:
+    agent, collector = make_agent(small_models())
+    agent.step(frame(0))
+    agent.step(frame(1))
+    assert collector.pending == 1
+    agent.on_pause()
+    agent.on_resume()
+    agent.step(frame(2))
+    assert collector.pending == 1, "the record spanning the pause was dropped"
+    assert "intrinsic_reward" not in agent.metrics()
+    agent.step(frame(3))
+    records = list(collector.take())
+    assert len(records) == 2
+    assert torch.equal(records[1]["observation"], frame(2))
+
+
+def test_action_repeat_holds_choices_and_flags_the_decisions() -> None:
+    agent, collector = make_agent(small_models(), action_repeat=3)
+    actions = [agent.step(frame(t)) for t in range(10)]
+    for start in (0, 3, 6):
+        assert all(torch.equal(actions[start], a) for a in actions[start : start + 3])
+    decisions = [bool(record["decision"]) for record in collector.take()]
+    assert decisions == [True, False, False] * 3
+
+
+def test_a_missing_model_is_named_with_the_models_available() -> None:
+    models = small_models()
+    del models["dynamics"], models["policy"]
+    agent = CuriosityAgent()
+    with pytest.raises(KeyError, match=r"dynamics.*\['decoder', 'encoder'\]"):
+        agent.bind({name: model.inference for name, model in models.items()}, StepCollector())
+
+
+def test_action_names_must_match_the_policy() -> None:
+    agent = CuriosityAgent(action_names=["a", "b"])
+    models = small_models()
+    agent.bind({name: model.inference for name, model in models.items()}, StepCollector())
+    agent.setup()
+    with pytest.raises(ValueError, match="2 categories"):
+        agent.step(frame(0))

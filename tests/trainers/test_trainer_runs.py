@@ -1,0 +1,163 @@
+"""Every trainer, one short run on a tiny buffer filled by the real curiosity agent.
+
+Each run must change exactly the models the trainer trains: the models it reads (or
+never touches) keep their parameters, and the trained ones are published by a sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from lightning_fabric import Fabric
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
+
+from ami.data import DataBuffer, SequentialBuffer, StepCollector
+from ami.interaction.agents import CuriosityAgent
+from ami.metrics import EventWriter
+from ami.models import ModelWrapper
+from ami.models.nets import (
+    ForwardDynamics,
+    ImageDecoder,
+    ImageEncoder,
+    PolicyValue,
+    VariationalEncoder,
+)
+from ami.system import SystemControl
+from ami.trainers import (
+    DynamicsTrainer,
+    PPOTrainer,
+    ReconstructionTrainer,
+    Trainer,
+    VAETrainer,
+)
+
+CHOICES = [3, 3, 3, 2, 2]
+
+
+def small_models(seed: int = 0) -> dict[str, ModelWrapper]:
+    torch.manual_seed(seed)
+    modules: dict[str, nn.Module] = {
+        "encoder": ImageEncoder(16, 16, 8, (4, 8)),
+        "decoder": ImageDecoder(16, 16, 8, (4, 8)),
+        "dynamics": ForwardDynamics(8, CHOICES, 16, 4),
+        "policy": PolicyValue(8, 16, CHOICES, 16),
+        "vae_encoder": VariationalEncoder(16, 16, 8, (4, 8)),
+    }
+    return {name: ModelWrapper(name, module) for name, module in modules.items()}
+
+
+def fill(models: dict[str, ModelWrapper], buffer: DataBuffer, steps: int) -> None:
+    """Let a curiosity agent act on random frames and merge its records into ``buffer``."""
+    agent = CuriosityAgent(action_repeat=2, seed=0)
+    collector = StepCollector()
+    agent.bind({name: model.inference for name, model in models.items()}, collector)
+    agent.setup()
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(steps + 1):
+        agent.step(torch.rand(3, 16, 16, generator=generator))
+    buffer.extend(collector.take())
+
+
+def bind(
+    trainer: Trainer, models: dict[str, ModelWrapper], buffer: DataBuffer, tmp_path: Path
+) -> EventWriter:
+    writer = EventWriter(tmp_path / "tb")
+    control = SystemControl().handle_for("training")
+    fabric = Fabric(accelerator="cpu", devices=1)
+    trainer.bind("job", models, {buffer.shared_name: buffer}, fabric, control, writer)
+    trainer.setup()
+    return writer
+
+
+def snapshot(models: dict[str, ModelWrapper]) -> dict[str, list[torch.Tensor]]:
+    return {
+        name: [p.detach().clone() for p in model.training_module.parameters()]
+        for name, model in models.items()
+    }
+
+
+def changed(before: list[torch.Tensor], module: nn.Module) -> bool:
+    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
+def read_scalars(log_dir: Path) -> EventAccumulator:
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    return events
+
+
+CASES: dict[str, tuple[Callable[[], Trainer], set[str], set[str]]] = {
+    # name: (trainer factory, models trained, logged loss parts)
+    "reconstruction": (
+        lambda: ReconstructionTrainer(batch_size=4, steps_per_run=3),
+        {"encoder", "decoder"},
+        {"loss"},
+    ),
+    "dynamics": (
+        lambda: DynamicsTrainer(batch_size=4, sequence_length=4, steps_per_run=3, image_interval=0),
+        {"dynamics"},
+        {"loss", "latent", "frame"},
+    ),
+    "vae": (
+        lambda: VAETrainer(encoder="vae_encoder", batch_size=4, steps_per_run=3, image_interval=0),
+        {"vae_encoder", "decoder"},
+        {"loss", "reconstruction", "kl"},
+    ),
+    "ppo": (
+        lambda: PPOTrainer(buffer="experience", rollout_length=16, minibatch_size=8, epochs=2),
+        {"policy"},
+        {"loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_run_changes_the_trained_models_only_and_logs_its_loss_parts(
+    case: str, tmp_path: Path
+) -> None:
+    factory, trained, parts = CASES[case]
+    models = small_models()
+    buffer = SequentialBuffer(capacity=64)
+    fill(models, buffer, 24)
+    trainer = factory()
+    writer = bind(trainer, models, buffer, tmp_path)
+    before = snapshot(models)
+    flags = {
+        name: [p.requires_grad for p in m.training_module.parameters()]
+        for name, m in models.items()
+    }
+    assert trainer.is_ready()
+    assert trainer.run()
+    writer.close()
+    for name, model in models.items():
+        assert changed(before[name], model.training_module) == (name in trained), name
+        if name not in trained:  # no stale gradient for another trainer's optimizer to apply
+            assert all(p.grad is None for p in model.training_module.parameters()), name
+        assert model.syncs == (1 if name in trained else 0)
+        assert [p.requires_grad for p in model.training_module.parameters()] == flags[name]
+    events = read_scalars(tmp_path / "tb")
+    for part in parts:
+        values = [e.value for e in events.Scalars(f"training/job/{part}")]
+        assert len(values) == trainer.steps_per_run, part
+        assert all(torch.isfinite(torch.tensor(values))), part
+
+
+def test_dynamics_and_vae_log_image_panels(tmp_path: Path) -> None:
+    models = small_models()
+    buffer = SequentialBuffer(capacity=64)
+    fill(models, buffer, 16)
+    for trainer in (
+        DynamicsTrainer(batch_size=4, sequence_length=4, steps_per_run=1, image_interval=0),
+        VAETrainer(encoder="vae_encoder", batch_size=4, steps_per_run=1, image_interval=0),
+    ):
+        writer = bind(trainer, models, buffer, tmp_path / type(trainer).__name__)
+        trainer.run()
+        writer.close()
+    assert read_scalars(tmp_path / "DynamicsTrainer" / "tb").Tags()["images"] == [
+        "images/world_model"
+    ]
+    assert read_scalars(tmp_path / "VAETrainer" / "tb").Tags()["images"] == ["images/vae"]
