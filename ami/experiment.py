@@ -65,6 +65,8 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
         )
     output_dir.mkdir(parents=True, exist_ok=True)
     _save_config(cfg, output_dir)
+    if cfg.threads.torch_threads is not None:
+        torch.set_num_threads(int(cfg.threads.torch_threads))
     fabric = _make_fabric(cfg)
     fabric.seed_everything(int(cfg.seed), verbose=False)
 
@@ -112,6 +114,7 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
         start_timeout=cfg.threads.start_timeout,
         stop_timeout=cfg.threads.stop_timeout,
         freeze_gc=cfg.threads.freeze_gc,
+        gil_switch_interval=cfg.threads.gil_switch_interval,
     )
 
 

@@ -11,7 +11,8 @@ JSON line per size:
   while ``load_state_dict`` copies into the inference module;
 - ``sync_ms_p50``: the cost of one sync on the training thread.
 
-Usage: ``python benchmarks/sync.py [--sizes 1M 10M 100M] [--seconds 4] [--torch-threads N]``
+Usage: ``python benchmarks/sync.py [--sizes 1M 10M 100M] [--seconds 4] [--torch-threads N]
+[--switch-interval S]``
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -127,6 +129,7 @@ def run_size(label: str, seconds: float) -> dict[str, object]:
         "size": label,
         "params": wrapper.parameter_count,
         "torch_threads": torch.get_num_threads(),
+        "switch_interval_ms": sys.getswitchinterval() * 1e3,
         "inference_call_ms_p50": round(quiet * 1e3, 3),
         "calls_during_syncs": len(stalls),
         "stall_p50_ms": round(percentile(stalls, 50), 3),
@@ -145,9 +148,16 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
     parser.add_argument("--torch-threads", type=int, default=None)
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=0.001,
+        help="GIL switch interval, as the runtime sets it (threads.gil_switch_interval)",
+    )
     args = parser.parse_args()
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
+    sys.setswitchinterval(args.switch_interval)
     threading.current_thread().name = "training"
     for label in args.sizes:
         print(json.dumps(run_size(label, args.seconds)), flush=True)
