@@ -46,6 +46,10 @@ class ConfigError(ValueError):
     """A config that composes but cannot make a working system."""
 
 
+class RunFailed(RuntimeError):
+    """The run ended with a failed or hung thread (the details are in its log)."""
+
+
 def run(cfg: DictConfig, output_dir: Path) -> int:
     """Build the system from ``cfg`` and run it; returns the process exit code."""
     threading.current_thread().name = "main"  # selects main.log
@@ -59,10 +63,7 @@ def run(cfg: DictConfig, output_dir: Path) -> int:
 
 def build(cfg: DictConfig, output_dir: Path) -> MainThread:
     """Instantiate every part and wire the three threads; nothing starts yet."""
-    if cfg.max_uptime is not None and cfg.max_uptime <= 0:
-        raise ConfigError(
-            f"max_uptime={cfg.max_uptime}: give seconds > 0, or null to run until stopped"
-        )
+    MainThread.check_max_uptime(cfg.max_uptime)  # before the slow part
     output_dir.mkdir(parents=True, exist_ok=True)
     _save_config(cfg, output_dir)
     if cfg.threads.torch_threads is not None:
@@ -74,6 +75,8 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
         str(name): ModelWrapper(str(name), instantiate(node))
         for name, node in _section(cfg, "model.models").items()
     }
+    for model in models.values():
+        model.to(fabric.device)
     buffers = _make_buffers(cfg)
     collector: StepCollector = instantiate(cfg.threads.collector)
 
@@ -98,15 +101,8 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
         fabric=fabric,
         tensorboard_dir=tensorboard_dir / "training",
     )
-    for model in models.values():
-        model.transfer_to(training.thread)
-    for buffer in buffers.values():
-        buffer.transfer_to(training.thread)
-    collector.transfer_to(inference.thread)
-
-    _describe(cfg, models, tensorboard_dir / "main", output_dir)
     api: ControlAPI | None = instantiate(cfg.web_api) if cfg.get("web_api") else None
-    return MainThread(
+    main = MainThread(
         SystemControl(),
         [inference, training],
         api=api,
@@ -116,6 +112,14 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
         freeze_gc=cfg.threads.freeze_gc,
         gil_switch_interval=cfg.threads.gil_switch_interval,
     )
+    # Wiring is done: hand each shared object to the one thread that writes it.
+    for model in models.values():
+        model.transfer_to(training.thread)
+    for buffer in buffers.values():
+        buffer.transfer_to(training.thread)
+    collector.transfer_to(inference.thread)
+    _describe(cfg, models, tensorboard_dir / "main", output_dir)
+    return main
 
 
 def _section(cfg: DictConfig, key: str) -> Mapping[str, Any]:
@@ -127,7 +131,16 @@ def _section(cfg: DictConfig, key: str) -> Mapping[str, Any]:
     return {str(name): value for name, value in node.items()}
 
 
+_PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed")
+
+
 def _make_fabric(cfg: DictConfig) -> Fabric:
+    # Modules stay float32 outside fabric.setup(); only autocasting precisions apply.
+    if str(cfg.fabric.precision) not in _PRECISIONS:
+        raise ConfigError(
+            f"fabric.precision={cfg.fabric.precision!r}: use one of {', '.join(_PRECISIONS)} "
+            "(models stay float32 and the training step autocasts)"
+        )
     fabric: Fabric = instantiate(cfg.fabric)
     if fabric.world_size != 1:
         raise ConfigError(
@@ -153,6 +166,13 @@ def _make_buffers(cfg: DictConfig) -> dict[str, DataBuffer]:
 
 def _make_environment(cfg: DictConfig) -> Environment:
     environment: Environment = instantiate(cfg.interaction.environment)
+    accepted = environment.action_choices
+    configured = tuple(int(count) for count in cfg.interaction.action_choices)
+    if accepted is not None and configured != accepted:
+        raise ConfigError(
+            f"interaction.action_choices={list(configured)}, but "
+            f"{type(environment).__name__} takes actions with choices {list(accepted)}"
+        )
     for name, node in _section(cfg, "interaction.wrappers").items():
         if node is None:
             continue

@@ -9,7 +9,6 @@ Examples:
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,14 +18,15 @@ import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from ami.experiment import run  # noqa: E402
+from ami.experiment import RunFailed, run  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="launch")
 def main(cfg: DictConfig) -> None:
-    code = run(cfg, Path(HydraConfig.get().runtime.output_dir))
-    if code != 0:
-        sys.exit(code)
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    if run(cfg, output_dir) != 0:
+        # An exception, not sys.exit: in a sweep Hydra records it and runs the other jobs.
+        raise RunFailed(f"the run failed; see the logs in {output_dir}")
 
 
 if __name__ == "__main__":

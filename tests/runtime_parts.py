@@ -139,10 +139,6 @@ def build_runtime(
         Fabric(accelerator="cpu", devices=1),
         tmp_path / "tb" / "training",
     )
-    for model in models.values():
-        model.transfer_to(training.thread)
-    buffer.transfer_to(training.thread)
-    collector.transfer_to(inference.thread)
     main = MainThread(
         SystemControl(),
         [inference, training],
@@ -150,4 +146,8 @@ def build_runtime(
         max_uptime=max_uptime,
         stop_timeout=stop_timeout,
     )
+    for model in models.values():
+        model.transfer_to(training.thread)
+    buffer.transfer_to(training.thread)
+    collector.transfer_to(inference.thread)
     return Runtime(main, world, trainer, inference, training, collector, models, tmp_path)

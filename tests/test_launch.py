@@ -144,6 +144,9 @@ def test_a_failing_thread_makes_the_run_exit_nonzero(tmp_path: Path) -> None:
         ("buffer.no_such_key=1", "no_such_key"),
         ("max_uptime=soon", "max_uptime"),
         ("seed=1.5", "seed"),
+        ("threads.inference.interval=fast", "threads.inference.interval='fast'"),
+        ("fabric.precision=bf16-true", "fabric.precision='bf16-true'"),
+        ("interaction.action_choices=[3,3]", "interaction.action_choices=[3, 3]"),
     ],
 )
 def test_wrong_overrides_fail_fast_naming_the_key(

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
+from ami.config_checks import whole_number
 from ami.data.step import Step
 from ami.data.storage import TensorStorage, parse_dtypes
 from ami.sharing import Owned, writes
@@ -41,8 +42,7 @@ class DataBuffer(Owned, ABC):
         seed: int = 0,
     ) -> None:
         super().__init__(name)
-        if capacity < 1:
-            raise ValueError(f"{name}: capacity must be >= 1, got {capacity}")
+        whole_number(f"buffer {name}: capacity", capacity)
         self.capacity = capacity
         self._keys = list(keys) if keys is not None else None
         self._dtypes = parse_dtypes(name, dtypes)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from ami.config_checks import whole_number
 from ami.data.step import Step
 from ami.sharing import Owned, writes
+from ami.throttle import Throttle
 
 logger = logging.getLogger(__name__)
 
@@ -52,21 +53,23 @@ class StepCollector(Owned):
 
     def __init__(self, name: str = "experience", max_pending: int | None = 100_000) -> None:
         super().__init__(name)
-        if max_pending is not None and max_pending < 1:
-            raise ValueError(f"{name}: max_pending must be >= 1 or None, got {max_pending}")
+        if max_pending is not None:
+            whole_number(f"{name}.max_pending", max_pending)
         self._max_pending = max_pending
         self._lock = threading.Lock()
         self._pending: deque[Step] = deque()
         self._dropped_since_take = 0
         self._dropped_total = 0
         self._appended_total = 0
-        self._last_drop_warning = -_DROP_WARNING_INTERVAL
+        self._drop_warnings = Throttle(_DROP_WARNING_INTERVAL)
         self._listeners: list[Callable[[], None]] = []
 
+    @writes
     def on_append(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every append: the training thread's wake-up.
 
-        Register listeners before the threads start; the list is not locked.
+        Registered while the threads are built, before the writer moves to the
+        inference thread.
         """
         self._listeners.append(listener)
 
@@ -114,9 +117,7 @@ class StepCollector(Owned):
         return self._dropped_total
 
     def _warn_dropped(self) -> None:
-        now = time.monotonic()
-        if now - self._last_drop_warning >= _DROP_WARNING_INTERVAL:
-            self._last_drop_warning = now
+        if self._drop_warnings.ready():
             logger.warning(
                 "%s: pending queue full (%d steps); dropping the oldest steps "
                 "(%d dropped so far). Training is not keeping up: raise max_pending "

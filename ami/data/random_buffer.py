@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from typing_extensions import override
 
+from ami.config_checks import whole_number
 from ami.data.buffer import DataBuffer
 from ami.data.step import Step
 
@@ -35,7 +36,8 @@ class RandomReplacementBuffer(DataBuffer):
         dtypes: Mapping[str, str] | None = None,
         seed: int = 0,
     ) -> None:
-        if not 1 <= chunk_length <= capacity:
+        whole_number(f"buffer {name}: capacity", capacity)
+        if whole_number(f"buffer {name}: chunk_length", chunk_length) > capacity:
             raise ValueError(
                 f"{name}: chunk_length must be in 1..capacity ({capacity}), got {chunk_length}"
             )

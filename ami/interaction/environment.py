@@ -27,6 +27,13 @@ class Environment(ABC):
     around pauses), then :meth:`teardown` exactly once, even after a failure.
     """
 
+    action_choices: tuple[int, ...] | None = None
+    """The action layout this world accepts (choices per category); None accepts any.
+
+    Checked against ``interaction.action_choices`` when the system is built, since the
+    models are sized from that key.
+    """
+
     def setup(self) -> None:
         """Acquire resources (devices, sockets); fail here, loudly, if they are missing."""
 

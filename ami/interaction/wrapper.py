@@ -15,6 +15,7 @@ class EnvironmentWrapper(Environment):
 
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
+        self.action_choices = environment.action_choices
 
     @override
     def setup(self) -> None:

@@ -33,7 +33,8 @@ class EventWriter(Owned):
 
     Args:
         log_dir: Folder of the event file (one TensorBoard "run").
-        flush_seconds: Longest time a record may sit in memory before it reaches disk.
+        flush_seconds: Longest time a record may sit in memory before it reaches disk
+            while its thread keeps writing (an idle thread flushes before it waits).
     """
 
     def __init__(self, log_dir: Path | str, flush_seconds: float = 2.0) -> None:
@@ -46,6 +47,7 @@ class EventWriter(Owned):
         self._records = RecordWriter(self._file)
         self._flush_seconds = flush_seconds
         self._last_flush = time.monotonic()
+        self._dirty = False
         self._write(Event(wall_time=stamp, file_version="brain.Event:2"))
         self.flush()
 
@@ -92,8 +94,14 @@ class EventWriter(Owned):
 
     @writes
     def flush(self) -> None:
-        """Push buffered records to disk."""
-        self._records.flush()
+        """Push buffered records to disk.
+
+        Writes flush by themselves every ``flush_seconds``; a thread about to sit idle
+        calls this so its last records do not wait for its next write.
+        """
+        if self._dirty:
+            self._records.flush()
+            self._dirty = False
         self._last_flush = time.monotonic()
 
     @writes
@@ -108,5 +116,6 @@ class EventWriter(Owned):
 
     def _write(self, event: Event) -> None:
         self._records.write(event.SerializeToString())
+        self._dirty = True
         if time.monotonic() - self._last_flush >= self._flush_seconds:
             self.flush()

@@ -51,7 +51,7 @@ class ModelWrapper(Owned):
         self._trainable = [param.requires_grad for param in module.parameters()]
         self._prepare_for_inference(inference)
         self._switch = threading.Condition(threading.Lock())
-        self._published = _Published(inference)
+        self._published = _Published(inference, 0)
         self._optimizers: list[Optimizer] = []
         self.inference = InferenceModel(self)
         self.syncs = 0
@@ -70,8 +70,12 @@ class ModelWrapper(Owned):
 
     @writes
     def to(self, device: torch.device | str) -> None:
-        """Move both copies (before the threads start, or on the training thread)."""
+        """Move both copies; waits for running forward passes, blocks new ones meanwhile.
+
+        Meant for set-up, before the threads start; safe later too, but slow.
+        """
         with self._switch:
+            self._switch.wait_for(lambda: self._published.readers == 0)
             self._training.to(device)
             self._published.module.to(device)
 
@@ -99,7 +103,7 @@ class ModelWrapper(Owned):
         self._prepare_for_inference(published)
         with self._switch:
             retired = self._published
-            self._published = _Published(published)
+            self._published = _Published(published, self.syncs + 1)
         with self._switch:
             self._switch.wait_for(lambda: retired.readers == 0)
         self._training = retired.module
@@ -126,12 +130,13 @@ class ModelWrapper(Owned):
 
 
 class _Published:
-    """The inference copy, with the count of forward passes running on it."""
+    """The inference copy, its version and the count of forward passes running on it."""
 
-    __slots__ = ("module", "readers")
+    __slots__ = ("module", "readers", "version")
 
-    def __init__(self, module: nn.Module) -> None:
+    def __init__(self, module: nn.Module, version: int) -> None:
         self.module = module
+        self.version = version
         self.readers = 0
 
 
@@ -151,6 +156,11 @@ class InferenceModel:
     def name(self) -> str:
         """The model's name."""
         return self._wrapper.name
+
+    @property
+    def version(self) -> int:
+        """Syncs published so far: changes when the parameters the next call uses change."""
+        return self._wrapper._published.version
 
     @property
     def device(self) -> torch.device:

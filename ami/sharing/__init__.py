@@ -4,8 +4,9 @@ from ami.sharing.ownership import (
     Owned,
     OwnershipError,
     ReadOnlyError,
+    ReadOnlyHandle,
     ReadOnlyView,
     writes,
 )
 
-__all__ = ["Owned", "OwnershipError", "ReadOnlyError", "ReadOnlyView", "writes"]
+__all__ = ["Owned", "OwnershipError", "ReadOnlyError", "ReadOnlyHandle", "ReadOnlyView", "writes"]

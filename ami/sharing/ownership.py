@@ -114,6 +114,28 @@ def writes(
     return guarded
 
 
+class ReadOnlyHandle:
+    """Base of purpose-built read-only handles (e.g. a thread's control handle).
+
+    Such a handle exposes only reading methods of the object it stands for; asking it
+    for one of that object's writing methods raises :class:`ReadOnlyError` naming the
+    object and its writer, instead of a bare ``AttributeError``.
+    """
+
+    def _read_only_target(self) -> Owned:
+        """The object this handle reads."""
+        raise NotImplementedError
+
+    def __getattr__(self, name: str) -> Any:
+        target = self._read_only_target()
+        if getattr(getattr(type(target), name, None), _WRITES_MARK, False):
+            raise ReadOnlyError(
+                f"{target.shared_name}: {name}() changes the object, but this is a "
+                f"read-only handle; thread {target.writer.name!r} writes it"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
 class ReadOnlyView(Generic[T]):
     """Read access to a shared object for threads that do not write it.
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import enum
 import threading
-import time
 from collections.abc import Callable
 
-from ami.sharing import Owned, writes
+from typing_extensions import override
+
+from ami.sharing import Owned, ReadOnlyHandle, writes
 
 
 class SystemState(enum.Enum):
@@ -43,6 +44,9 @@ class SystemControl(Owned):
         self._shutdown = threading.Event()
         self._resumed = threading.Event()
         self._resumed.set()
+        self._pauses = 0
+        """Pauses requested so far: a thread acknowledges a pause by its number."""
+        self._acknowledged = threading.Condition()
         self._handles: list[ThreadControl] = []
 
     @property
@@ -73,7 +77,9 @@ class SystemControl(Owned):
     @writes
     def pause(self) -> None:
         """Ask every background thread to park at its next safe point."""
-        if not self._shutdown.is_set():
+        if not self._shutdown.is_set() and self._resumed.is_set():
+            with self._acknowledged:
+                self._pauses += 1
             self._resumed.clear()
             self._wake_all()
 
@@ -92,39 +98,53 @@ class SystemControl(Owned):
         self._wake_all()
 
     def wait_until_paused(self, timeout: float) -> bool:
-        """Wait until every live background thread is parked; False on timeout.
+        """Wait until every live background thread has parked for this pause.
 
-        Returns False at once if the system is not paused. Threads that have already
-        finished count as parked: they cannot act any more.
+        Each thread acknowledges the pause by its number, so an acknowledgement left
+        over from an earlier pause never counts. Threads that have finished count as
+        parked: they cannot act any more.
+
+        Returns:
+            True once all are parked; False on timeout or if the system is not paused.
         """
-        deadline = time.monotonic() + timeout
-        for handle in self._handles:
-            if self.state is not SystemState.PAUSED:
-                return False
-            if not handle._parked_event.wait(max(deadline - time.monotonic(), 0.0)):
-                return False
-        return self.state is SystemState.PAUSED
+        with self._acknowledged:
+            pause = self._pauses
+            self._acknowledged.wait_for(
+                lambda: (
+                    self.state is not SystemState.PAUSED
+                    or all(h._parked_for == pause or not h.alive for h in self._handles)
+                ),
+                timeout,
+            )
+            done = all(h._parked_for == pause or not h.alive for h in self._handles)
+        return done and self.state is SystemState.PAUSED
 
     def _wake_all(self) -> None:
         for handle in self._handles:
             handle.wake()
 
 
-class ThreadControl:
+class ThreadControl(ReadOnlyHandle):
     """A background thread's view of system control, and its own pause acknowledgement.
 
-    The system's flags are read-only here; the only things this handle writes are its
-    own thread's "parked" flag and wake-up signal.
+    The system's flags are read-only here (``pause()`` and the like raise
+    :class:`~ami.sharing.ReadOnlyError`); the only things this handle writes are its
+    own thread's acknowledgement and wake-up signal.
     """
 
     def __init__(self, system: SystemControl, name: str) -> None:
         self._system = system
         self.name = name
         self._wake = threading.Event()
-        self._parked_event = threading.Event()
+        self._parked_for: int | None = None
+        """Number of the pause this thread is parked for; None while it runs."""
         self._alive = True
         self._pause_listeners: list[Callable[[], None]] = []
         self._resume_listeners: list[Callable[[], None]] = []
+
+    @override
+    def _read_only_target(self) -> SystemControl:
+        return self._system
 
     def is_active(self) -> bool:
         """False once shutdown was requested."""
@@ -137,7 +157,7 @@ class ThreadControl:
     @property
     def parked(self) -> bool:
         """Whether this thread sits at a safe point during a pause."""
-        return self._parked_event.is_set()
+        return self._parked_for is not None
 
     @property
     def alive(self) -> bool:
@@ -146,8 +166,9 @@ class ThreadControl:
 
     def mark_finished(self) -> None:
         """Record that the thread left its loop (called by the thread itself)."""
-        self._alive = False
-        self._parked_event.set()
+        with self._system._acknowledged:
+            self._alive = False
+            self._system._acknowledged.notify_all()
 
     def on_pause(self, listener: Callable[[], None]) -> None:
         """Run ``listener`` on this thread each time it parks (e.g. release OSC inputs)."""
@@ -185,11 +206,15 @@ class ThreadControl:
     def _park(self) -> None:
         for listener in self._pause_listeners:
             listener()
-        self._parked_event.set()
+        system = self._system
+        with system._acknowledged:
+            self._parked_for = system._pauses
+            system._acknowledged.notify_all()
         try:
-            self._system._resumed.wait()
+            system._resumed.wait()
         finally:
-            self._parked_event.clear()
+            with system._acknowledged:
+                self._parked_for = None
         if self.is_active():
             for listener in self._resume_listeners:
                 listener()

@@ -13,7 +13,9 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
+from ami.metrics import EventWriter
 from ami.system.control import ThreadControl
 
 logger = logging.getLogger(__name__)
@@ -22,12 +24,20 @@ logger = logging.getLogger(__name__)
 class BackgroundThread(ABC):
     """One of the two worker threads (inference, training).
 
+    Each thread writes its own TensorBoard event file (:attr:`metrics`), created on the
+    thread before :meth:`on_start`, flushed when the thread parks and closed last.
+
     Args:
         name: Thread name; also selects its log file (``<name>.log``).
+        tensorboard_dir: Folder of this thread's event file.
     """
 
-    def __init__(self, name: str) -> None:
+    metrics: EventWriter
+    """This thread's TensorBoard writer (from :meth:`on_start` on)."""
+
+    def __init__(self, name: str, tensorboard_dir: Path | str) -> None:
         self.name = name
+        self._tensorboard_dir = Path(tensorboard_dir)
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.error: BaseException | None = None
         self.ready = threading.Event()
@@ -87,6 +97,8 @@ class BackgroundThread(ABC):
     def _run(self) -> None:
         control = self.control
         try:
+            self.metrics = EventWriter(self._tensorboard_dir)
+            control.on_pause(self.metrics.flush)
             self.on_start()
             self.ready.set()
             self._notify_main()
@@ -105,6 +117,8 @@ class BackgroundThread(ABC):
                 logger.exception("thread %s failed while cleaning up", self.name)
                 if self.error is None:
                     self.error = error
+            if hasattr(self, "metrics"):
+                self.metrics.close()
             control.mark_finished()
             self.ready.set()
             self._notify_main()

@@ -16,11 +16,12 @@ from pathlib import Path
 
 from typing_extensions import override
 
+from ami.config_checks import positive_number
 from ami.data.collector import StepCollector
 from ami.interaction.environment import WorldEnded
 from ami.interaction.interaction import Interaction
-from ami.metrics import EventWriter
 from ami.threads.background import BackgroundThread
+from ami.throttle import Throttle
 
 logger = logging.getLogger(__name__)
 
@@ -44,23 +45,18 @@ class InferenceThread(BackgroundThread):
         tensorboard_dir: Path | str,
         interval: float = 0.1,
     ) -> None:
-        super().__init__("inference")
-        if interval <= 0:
-            raise ValueError(f"threads.inference.interval must be > 0 seconds, got {interval}")
+        super().__init__("inference", tensorboard_dir)
         self.interaction = interaction
         self.collector = collector
-        self.interval = interval
-        self._tensorboard_dir = Path(tensorboard_dir)
+        self.interval = positive_number("threads.inference.interval", interval)
         self.steps = 0
         self.overruns = 0
         self._deadline: float | None = None  # set by the first tick, after the start
         self._last_start: float | None = None
-        self._last_overrun_warning = -_OVERRUN_WARNING_INTERVAL
-        self.metrics: EventWriter
+        self._overrun_warnings = Throttle(_OVERRUN_WARNING_INTERVAL)
 
     @override
     def on_start(self) -> None:
-        self.metrics = EventWriter(self._tensorboard_dir)
         self.interaction.setup()
         self.control.on_pause(self._pause)
         self.control.on_resume(self._resume)
@@ -113,7 +109,6 @@ class InferenceThread(BackgroundThread):
 
     def _pause(self) -> None:
         self.interaction.on_pause()
-        self.metrics.flush()
 
     def _resume(self) -> None:
         self.interaction.on_resume()
@@ -121,9 +116,7 @@ class InferenceThread(BackgroundThread):
         self._last_start = None
 
     def _warn_overrun(self, missed: int) -> None:
-        now = time.monotonic()
-        if now - self._last_overrun_warning >= _OVERRUN_WARNING_INTERVAL:
-            self._last_overrun_warning = now
+        if self._overrun_warnings.ready():
             logger.warning(
                 "step %d took longer than the %.3f s interval; skipped %d deadline(s) "
                 "(%d so far). Lengthen threads.inference.interval or lighten the agent.",
@@ -135,11 +128,7 @@ class InferenceThread(BackgroundThread):
 
     @override
     def on_finally(self) -> None:
-        try:
-            self.interaction.teardown()
-        finally:
-            if hasattr(self, "metrics"):
-                self.metrics.close()
+        self.interaction.teardown()
 
     @override
     def status(self) -> Mapping[str, object]:

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from ami.config_checks import positive_number
 from ami.system.control import SystemControl, SystemState
 from ami.threads.background import BackgroundThread
 from ami.threads.waker import Waker
@@ -65,26 +66,28 @@ class MainThread:
         freeze_gc: bool = True,
         gil_switch_interval: float | None = 0.001,
     ) -> None:
-        if max_uptime is not None and max_uptime <= 0:
-            raise ValueError(f"max_uptime must be > 0 seconds or null, got {max_uptime}")
+        self.check_max_uptime(max_uptime)
         self.system = system
         self.threads = list(threads)
         self.api = api
         self.max_uptime = max_uptime
-        self.start_timeout = start_timeout
-        self.stop_timeout = stop_timeout
+        self.start_timeout = positive_number("threads.start_timeout", start_timeout)
+        self.stop_timeout = positive_number("threads.stop_timeout", stop_timeout)
         self.freeze_gc = freeze_gc
-        if gil_switch_interval is not None and gil_switch_interval <= 0:
-            raise ValueError(
-                "threads.gil_switch_interval must be > 0 seconds or null, "
-                f"got {gil_switch_interval}"
-            )
+        if gil_switch_interval is not None:
+            positive_number("threads.gil_switch_interval", gil_switch_interval)
         self.gil_switch_interval = gil_switch_interval
         self.hung: list[str] = []
         self._waker = Waker()
         self._started_at: float | None = None
         for thread in self.threads:
             thread.bind(system.handle_for(thread.name), self._waker.notify)
+
+    @staticmethod
+    def check_max_uptime(max_uptime: float | None) -> None:
+        """Raise ValueError unless ``max_uptime`` is seconds > 0 or None."""
+        if max_uptime is not None:
+            positive_number("max_uptime", max_uptime)
 
     def run(self) -> int:
         """Run until stopped; the process exit code (0 clean, 1 failure)."""
@@ -93,7 +96,7 @@ class MainThread:
         if self.gil_switch_interval is not None:
             sys.setswitchinterval(self.gil_switch_interval)
         try:
-            with _sigterm_as_interrupt():
+            with _signals_interrupt(self._waker):
                 try:
                     if self.api is not None:
                         self.api.open(self.system, self.status)
@@ -137,6 +140,8 @@ class MainThread:
         with selectors.DefaultSelector() as selector:
             selector.register(self._waker, selectors.EVENT_READ)
             while not all(thread.ready.is_set() for thread in self.threads):
+                if any(thread.finished for thread in self.threads):
+                    break  # one failed during set-up: stop the others now
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     waiting = [t.name for t in self.threads if not t.ready.is_set()]
@@ -180,6 +185,10 @@ class MainThread:
                         self.api.handle_request()
 
     def _stop(self) -> None:
+        with _signals_ignored():
+            self._stop_in_order()
+
+    def _stop_in_order(self) -> None:
         self.system.shutdown()
         for thread in self.threads:
             if not thread.thread.is_alive() and thread.thread.ident is None:
@@ -205,8 +214,12 @@ def _compact(summary: Mapping[str, Any]) -> str:
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl+C, so a `kill` also stops the run cleanly."""
+def _signals_interrupt(waker: Waker) -> Iterator[None]:
+    """Make SIGTERM act like Ctrl+C, and let both wake the main thread's ``select()``.
+
+    On POSIX a signal interrupts ``select()`` anyway; on Windows only a write to a
+    selected socket does, which ``signal.set_wakeup_fd`` provides.
+    """
 
     def interrupt(signum: int, frame: types.FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -214,8 +227,30 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous_handler = signal.signal(signal.SIGTERM, interrupt)
+    previous_fd = signal.set_wakeup_fd(waker.write_fileno(), warn_on_full_buffer=False)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.set_wakeup_fd(previous_fd)
+        signal.signal(signal.SIGTERM, previous_handler)
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """While stopping, a second Ctrl+C must not cut the orderly stop short."""
+
+    def already_stopping(signum: int, frame: types.FrameType | None) -> None:
+        logger.warning("already stopping; waiting for the threads to finish")
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {
+        sig: signal.signal(sig, already_stopping) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

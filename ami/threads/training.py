@@ -9,7 +9,7 @@ pause is acknowledged within one step, not one run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from lightning_fabric import Fabric
@@ -17,8 +17,8 @@ from typing_extensions import override
 
 from ami.data.buffer import DataBuffer
 from ami.data.collector import StepCollector
-from ami.metrics import EventWriter
 from ami.models.wrapper import ModelWrapper
+from ami.system.control import ThreadControl
 from ami.threads.background import BackgroundThread
 from ami.trainers.trainer import Trainer
 
@@ -46,22 +46,22 @@ class TrainingThread(BackgroundThread):
         fabric: Fabric,
         tensorboard_dir: Path | str,
     ) -> None:
-        super().__init__("training")
+        super().__init__("training", tensorboard_dir)
         self.collector = collector
         self.buffers = dict(buffers)
         self.models = dict(models)
         self.trainers = dict(trainers)
         self.fabric = fabric
-        self._tensorboard_dir = Path(tensorboard_dir)
         self.steps_taken = 0
-        self.metrics: EventWriter
+
+    @override
+    def bind(self, control: ThreadControl, notify_main: Callable[[], None]) -> None:
+        super().bind(control, notify_main)
+        # New experience wakes this thread from its idle wait.
+        self.collector.on_append(control.wake)
 
     @override
     def on_start(self) -> None:
-        self.metrics = EventWriter(self._tensorboard_dir)
-        self.collector.on_append(self.control.wake)
-        for model in self.models.values():
-            model.to(self.fabric.device)
         for name, trainer in self.trainers.items():
             trainer.bind(name, self.models, self.buffers, self.fabric, self.control, self.metrics)
             trainer.setup()
@@ -85,6 +85,7 @@ class TrainingThread(BackgroundThread):
                     return
                 self._take_new_steps()
         if not ran:
+            self.metrics.flush()  # idle from here on: let the last run's charts reach disk
             self.control.wait()
 
     def _take_new_steps(self) -> None:
@@ -103,11 +104,6 @@ class TrainingThread(BackgroundThread):
         }
         values["buffer/dropped_before_take"] = float(self.collector.dropped_total)
         self.metrics.scalars(values, self.steps_taken)
-
-    @override
-    def on_finally(self) -> None:
-        if hasattr(self, "metrics"):
-            self.metrics.close()
 
     @override
     def status(self) -> Mapping[str, object]:

@@ -23,6 +23,10 @@ class Waker:
         """The read end, for ``select()``."""
         return self._reader.fileno()
 
+    def write_fileno(self) -> int:
+        """The write end, for ``signal.set_wakeup_fd``: a signal then wakes ``select()``."""
+        return self._writer.fileno()
+
     def notify(self) -> None:
         """Wake the selecting thread; safe from any thread, never blocks."""
         # A full pipe already holds wake-ups; a closed one means shutdown: either way, awake.

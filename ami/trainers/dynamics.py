@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -11,6 +10,7 @@ import torch.nn.functional as F
 from typing_extensions import override
 
 from ami.models.nets import ForwardDynamics
+from ami.throttle import Throttle
 from ami.trainers.trainer import Trainer
 
 
@@ -59,8 +59,7 @@ class DynamicsTrainer(Trainer):
         self.decoder_name = decoder
         self.dynamics_name = dynamics
         self.frame_weight = frame_weight
-        self.image_interval = image_interval
-        self._last_image = -float("inf")
+        self._images = Throttle(image_interval)
 
     def _unroll(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted and target latents for steps 1..T-1, each ``(B, T-1, L)``."""
@@ -93,10 +92,8 @@ class DynamicsTrainer(Trainer):
 
     @override
     def on_run_end(self) -> None:
-        now = time.monotonic()
-        if now - self._last_image < self.image_interval:
+        if not self._images.ready():
             return
-        self._last_image = now
         batch = self.buffer.sample_sequences(1, 2)
         batch = {key: value.to(self.fabric.device) for key, value in batch.items()}
         with torch.no_grad(), self.fabric.autocast():

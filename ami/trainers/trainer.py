@@ -25,6 +25,7 @@ from lightning_fabric import Fabric
 from torch import nn
 from torch.optim import Optimizer
 
+from ami.config_checks import positive_number, whole_number
 from ami.data.buffer import DataBuffer
 from ami.metrics import EventWriter
 from ami.models.wrapper import ModelWrapper
@@ -71,10 +72,9 @@ class Trainer(ABC):
             "sequence_length": sequence_length,
             "steps_per_run": steps_per_run,
         }.items():
-            if value < 1:
-                raise ValueError(f"{key} must be >= 1, got {value}")
-        if min_new_steps < 0:
-            raise ValueError(f"min_new_steps must be >= 0, got {min_new_steps}")
+            whole_number(f"trainer {type(self).__name__}: {key}", value)
+        whole_number(f"trainer {type(self).__name__}: min_new_steps", min_new_steps, minimum=0)
+        positive_number(f"trainer {type(self).__name__}: lr", lr)
         self.trains = list(trains)
         self.reads = list(reads)
         self.buffer_name = buffer
@@ -238,7 +238,9 @@ class Trainer(ABC):
         self.metrics.scalars(values, self.global_step)
 
     def _clip_gradients(self) -> float:
-        # An infinite bound measures the norm (unscaled under 16-mixed) without clipping.
+        # Fabric clips every parameter of the optimizer (all trained models); the module
+        # argument only satisfies its signature. An infinite bound measures the norm
+        # (unscaled under 16-mixed) without clipping.
         norm = self.fabric.clip_gradients(
             self.module(self.trains[0]),
             self.optimizer,

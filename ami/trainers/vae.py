@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +10,7 @@ import torch.nn.functional as F
 from typing_extensions import override
 
 from ami.models.nets import kl_divergence, reparameterize
+from ami.throttle import Throttle
 from ami.trainers.trainer import Trainer
 
 
@@ -51,8 +51,7 @@ class VAETrainer(Trainer):
         self.encoder_name = encoder
         self.decoder_name = decoder
         self.beta = beta
-        self.image_interval = image_interval
-        self._last_image = -float("inf")
+        self._images = Throttle(image_interval)
 
     @override
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
@@ -72,10 +71,8 @@ class VAETrainer(Trainer):
 
     @override
     def on_run_end(self) -> None:
-        now = time.monotonic()
-        if now - self._last_image < self.image_interval:
+        if not self._images.ready():
             return
-        self._last_image = now
         observation = self.buffer.sample(1)["observation"].to(self.fabric.device)
         with torch.no_grad(), self.fabric.autocast():
             mean, _ = self.module(self.encoder_name)(observation.float())

@@ -6,7 +6,8 @@ connection has a socket timeout so a stalled client cannot hold the main thread.
 
 Routes:
     GET  /api/status    -> {"status": "active" | "paused" | "stopped", ...}
-    POST /api/pause     -> parks both background threads; waits for them (<= 1 s)
+    POST /api/pause     -> parks both background threads; waits for them (<= 1 s) and
+                           reports "acknowledged" and "ack_seconds"
     POST /api/resume
     POST /api/shutdown  -> the run stops cleanly and exits 0
 
@@ -22,11 +23,13 @@ import ipaddress
 import json
 import logging
 import socket
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from typing_extensions import override
 
+from ami.config_checks import whole_number
 from ami.system.control import SystemControl
 
 logger = logging.getLogger(__name__)
@@ -51,8 +54,8 @@ class ControlAPI:
         request_timeout: float = 5.0,
         pause_ack_timeout: float = 1.0,
     ) -> None:
-        if not 0 <= port <= 65535:
-            raise ValueError(f"web_api.port must be in 0..65535, got {port}")
+        if whole_number("web_api.port", port, minimum=0) > 65535:
+            raise ValueError(f"web_api.port={port}: expected 0..65535 (0 picks a free port)")
         self.host = host
         self.port = port
         self.request_timeout = request_timeout
@@ -124,9 +127,11 @@ def _make_handler(
         return 200, status()
 
     def post_pause() -> tuple[int, Mapping[str, Any]]:
+        started = time.perf_counter()
         system.pause()
         acknowledged = system.wait_until_paused(pause_ack_timeout)
-        return 200, {**status(), "acknowledged": acknowledged}
+        waited = round(time.perf_counter() - started, 4)
+        return 200, {**status(), "acknowledged": acknowledged, "ack_seconds": waited}
 
     def post_resume() -> tuple[int, Mapping[str, Any]]:
         system.resume()

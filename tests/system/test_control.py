@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from ami.sharing import OwnershipError
+from ami.sharing import OwnershipError, ReadOnlyError
 from ami.system import SystemControl, SystemState
 
 
@@ -46,14 +46,16 @@ def test_pause_is_acknowledged_and_threads_stop_working() -> None:
     started = time.monotonic()
     system.pause()
     assert system.wait_until_paused(timeout=1.0)
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 0.5  # one unit of work (1 ms), with CI headroom
     assert all(control.parked for control, _, _ in loops)
     counts = [ticks["count"] for _, _, ticks in loops]
     time.sleep(0.05)
     assert [ticks["count"] for _, _, ticks in loops] == counts
     system.resume()
-    time.sleep(0.05)
-    assert all(ticks["count"] > count for (_, _, ticks), count in zip(loops, counts))
+    deadline = time.monotonic() + 5
+    while not all(ticks["count"] > count for (_, _, ticks), count in zip(loops, counts)):
+        assert time.monotonic() < deadline, "threads did not resume"
+        time.sleep(0.01)
     assert not any(control.parked for control, _, _ in loops)
     system.shutdown()
     for _, thread, _ in loops:
@@ -107,8 +109,11 @@ def test_pause_listeners_run_on_the_parking_thread() -> None:
     system = SystemControl()
     control = system.handle_for("worker")
     calls: list[tuple[str, str]] = []
+    resumed = threading.Event()
     control.on_pause(lambda: calls.append(("pause", threading.current_thread().name)))
-    control.on_resume(lambda: calls.append(("resume", threading.current_thread().name)))
+    control.on_resume(
+        lambda: (calls.append(("resume", threading.current_thread().name)), resumed.set())
+    )
 
     def loop() -> None:
         control.wait_for_start()
@@ -121,7 +126,7 @@ def test_pause_listeners_run_on_the_parking_thread() -> None:
     system.pause()
     assert system.wait_until_paused(1.0)
     system.resume()
-    time.sleep(0.02)
+    assert resumed.wait(2.0)
     system.shutdown()
     thread.join(2)
     assert calls == [("pause", "worker"), ("resume", "worker")]
@@ -145,10 +150,46 @@ def test_background_threads_cannot_control_the_system() -> None:
     assert system.state is SystemState.ACTIVE
 
 
-def test_handles_have_no_control_methods() -> None:
+def test_handles_refuse_control_methods_with_a_clear_error() -> None:
     control = SystemControl().handle_for("t")
     for name in ("pause", "resume", "shutdown", "start"):
-        assert not hasattr(control, name)
+        with pytest.raises(ReadOnlyError, match=rf"system_control: {name}\(\) changes.*read-only"):
+            getattr(control, name)
+    with pytest.raises(AttributeError):
+        control.no_such_thing  # noqa: B018
+
+
+def test_an_acknowledgement_of_an_earlier_pause_does_not_count() -> None:
+    system = SystemControl()
+    control = system.handle_for("worker")
+    resuming = threading.Event()
+    release = threading.Event()
+
+    def slow_resume() -> None:
+        resuming.set()
+        assert release.wait(5)
+
+    control.on_resume(slow_resume)
+
+    def loop() -> None:
+        control.wait_for_start()
+        while control.manage_loop():
+            control.wait(0.01)
+        control.mark_finished()
+
+    thread = threading.Thread(target=loop, name="worker", daemon=True)
+    thread.start()
+    system.start()
+    system.pause()
+    assert system.wait_until_paused(1.0)
+    system.resume()
+    assert resuming.wait(1.0)  # the worker is between pauses, running its resume listener
+    system.pause()
+    assert not system.wait_until_paused(0.05)
+    release.set()
+    assert system.wait_until_paused(2.0)
+    system.shutdown()
+    thread.join(2)
 
 
 @pytest.mark.parametrize("cycles", [200])

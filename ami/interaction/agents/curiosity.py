@@ -41,6 +41,9 @@ class CuriosityAgent(Agent):
     ``observation, action, latent, hidden, action_log_prob, value, reward`` and
     ``decision`` (whether the policy chose the action rather than holding it).
 
+    The reward compares latents of one encoder version: if the encoder was synced
+    between a prediction and its outcome, the prediction is redone with the new one.
+
     A pause breaks time: the pending record, whose reward would span the gap, is
     dropped, and the first step after the resume computes no reward. The hidden state
     is kept, since the world it summarises is still there.
@@ -75,6 +78,7 @@ class CuriosityAgent(Agent):
         self._held = 0
         self._pending: dict[str, torch.Tensor] | None = None
         self._prediction: torch.Tensor | None = None
+        self._prediction_version = 0
         self._metrics: dict[str, float] = {}
 
     @override
@@ -115,9 +119,12 @@ class CuriosityAgent(Agent):
             return self._step(observation)
 
     def _step(self, observation: torch.Tensor) -> torch.Tensor:
+        encoder_version = self._encoder.version
         latent = self._encode(observation)
         self._metrics.pop("intrinsic_reward", None)
         if self._prediction is not None and self._pending is not None:
+            if encoder_version != self._prediction_version:
+                self._predict_again(self._pending)
             reward = (self._prediction - latent).float().square().mean()
             self.collector.append({**self._pending, "reward": reward})
             self._metrics["intrinsic_reward"] = float(reward)
@@ -141,9 +148,22 @@ class CuriosityAgent(Agent):
             "decision": torch.tensor(decision),
         }
         self._prediction = prediction.float().cpu()
+        self._prediction_version = encoder_version
         self._hidden = next_hidden.float().cpu()
         self._record_metrics(distribution, float(value[0]))
         return self._action
+
+    def _predict_again(self, pending: Mapping[str, torch.Tensor]) -> None:
+        """Redo the last prediction in the latent space of an encoder synced since.
+
+        Otherwise the reward would compare latents of two encoder versions: a spike
+        after every representation run that has nothing to do with novelty.
+        """
+        previous = self._encode(pending["observation"])
+        prediction, _ = self._dynamics(
+            *_on(self._dynamics, previous, pending["action"][None], pending["hidden"][None])
+        )
+        self._prediction = prediction.float().cpu()
 
     def _encode(self, observation: torch.Tensor) -> torch.Tensor:
         encoded: Any = self._encoder(*_on(self._encoder, observation[None]))

@@ -8,7 +8,7 @@ import torch
 from typing_extensions import override
 
 from ami.interaction.environment import Environment
-from ami.interaction.io.actions import validate_action
+from ami.interaction.io.actions import ACTION_CHOICES, validate_action
 from ami.interaction.io.actuator import Actuator
 from ami.interaction.io.sensor import Sensor
 
@@ -21,6 +21,8 @@ class SensorActuatorEnvironment(Environment):
         actuator: What applies actions; None for a world that cannot be acted on (a
             recorded video): actions are then still checked, and ignored.
     """
+
+    action_choices = ACTION_CHOICES
 
     def __init__(self, sensor: Sensor, actuator: Actuator | None = None) -> None:
         self.sensor = sensor

@@ -8,7 +8,7 @@ import torch
 from typing_extensions import override
 
 from ami.interaction.environment import Environment
-from ami.interaction.io.actions import inputs_from_action
+from ami.interaction.io.actions import ACTION_CHOICES, inputs_from_action
 from ami.interaction.io.frames import rgb_to_observation
 from ami.interaction.worlds.sim.world import Pose, SimWorld
 
@@ -22,6 +22,8 @@ class SimEnvironment(Environment):
     Args:
         world: The world to drive.
     """
+
+    action_choices = ACTION_CHOICES
 
     def __init__(self, world: SimWorld) -> None:
         self.world = world
