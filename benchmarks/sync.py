@@ -9,7 +9,10 @@ JSON line per size:
   :meth:`ModelWrapper.sync` (reference switch, then copy on the training thread);
 - ``baseline_stall_*_ms``: the same, for a naive sync that holds the inference lock
   while ``load_state_dict`` copies into the inference module;
-- ``sync_ms_p50``: the cost of one sync on the training thread.
+- ``sync_ms_p50``: the cost of one sync on the training thread;
+- ``copy_only_stall_*_ms``: the floor, calls overlapping a plain copy of the same
+  bytes between two models nobody reads (no lock, no switch): what two threads sharing
+  the cores and the memory bus cost, whatever the sync mechanism.
 
 Usage: ``python benchmarks/sync.py [--sizes 1M 10M 100M] [--seconds 4] [--torch-threads N]
 [--switch-interval S]``
@@ -29,6 +32,7 @@ import torch
 from torch import nn
 
 from ami.models import ModelWrapper
+from ami.models.parameter_copy import copy_serially
 
 SIZES = {"1M": 500, "10M": 1580, "100M": 5000}  # width of a 4-layer MLP
 
@@ -125,6 +129,17 @@ def run_size(label: str, seconds: float) -> dict[str, object]:
     calls, syncs = measure(naive_call, naive_sync, seconds, pause)
     baseline = [(latency - quiet) * 1e3 for latency in overlapping(calls, syncs)]
 
+    # The floor: the same bytes copied between two models nobody reads, no lock, no
+    # switch. Whatever stall this shows is the two threads sharing cores and memory.
+    idle = [*mlp(width).parameters()]
+    floor_calls, copies = measure(
+        lambda: wrapper.inference(x),
+        lambda: copy_serially(idle, [*training.parameters()]),
+        seconds,
+        pause,
+    )
+    floor = [(latency - quiet) * 1e3 for latency in overlapping(floor_calls, copies)]
+
     return {
         "size": label,
         "params": wrapper.parameter_count,
@@ -140,6 +155,8 @@ def run_size(label: str, seconds: float) -> dict[str, object]:
         "baseline_stall_p50_ms": round(percentile(baseline, 50), 3),
         "baseline_stall_p99_ms": round(percentile(baseline, 99), 3),
         "baseline_stall_max_ms": round(max(baseline), 3),
+        "copy_only_stall_p50_ms": round(percentile(floor, 50), 3),
+        "copy_only_stall_p99_ms": round(percentile(floor, 99), 3),
     }
 
 

@@ -25,6 +25,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from ami.models.optimizer_binding import rebind_optimizer
+from ami.models.parameter_copy import copy_serially
 from ami.sharing import Owned, writes
 
 
@@ -111,11 +112,10 @@ class ModelWrapper(Owned):
         mapping = dict(zip(published.parameters(), retired.module.parameters(), strict=True))
         for optimizer in self._optimizers:
             rebind_optimizer(optimizer, mapping)
-        with torch.no_grad():
-            targets = [*retired.module.parameters(), *retired.module.buffers()]
-            sources = [*published.parameters(), *published.buffers()]
-            if targets:
-                torch._foreach_copy_(targets, sources)
+        copy_serially(
+            [*retired.module.parameters(), *retired.module.buffers()],
+            [*published.parameters(), *published.buffers()],
+        )
         self.syncs += 1
 
     def _prepare_for_training(self, module: nn.Module) -> None:
