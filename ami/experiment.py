@@ -100,6 +100,8 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
         trainers=trainers,
         fabric=fabric,
         tensorboard_dir=tensorboard_dir / "training",
+        checkpoint_dir=output_dir / "checkpoints",
+        resume_from=cfg.resume_from,
     )
     api: ControlAPI | None = instantiate(cfg.web_api) if cfg.get("web_api") else None
     main = MainThread(

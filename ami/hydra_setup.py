@@ -23,6 +23,7 @@ class LaunchConfig:
     task_name: str = "default"
     seed: int = 0
     max_uptime: float | None = None
+    resume_from: str | None = None
     paths: Any = None
     threads: Any = None
     fabric: Any = None

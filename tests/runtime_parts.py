@@ -119,6 +119,8 @@ def build_runtime(
     api: bool = False,
     stop_timeout: float = 10.0,
     training_cls: type[TrainingThread] = TrainingThread,
+    checkpoint_dir: Path | None = None,
+    resume_from: Path | None = None,
 ) -> Runtime:
     """Assemble the three threads from real parts; call on the thread that will run main."""
     world = world or ScriptedWorld()
@@ -138,6 +140,8 @@ def build_runtime(
         {"brightness": trainer},
         Fabric(accelerator="cpu", devices=1),
         tmp_path / "tb" / "training",
+        checkpoint_dir=checkpoint_dir,
+        resume_from=resume_from,
     )
     main = MainThread(
         SystemControl(),

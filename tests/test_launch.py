@@ -94,16 +94,36 @@ def test_canonical_launch_runs_learns_and_records(tmp_path: Path) -> None:
     assert "images/world_model" in training["images"]
 
 
-def test_ctrl_c_stops_cleanly_with_exit_0(tmp_path: Path) -> None:
-    process = launch("web_api.port=0", f"hydra.run.dir={tmp_path}")
+def test_ctrl_c_stops_cleanly_saves_and_the_next_run_resumes(tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    process = launch("web_api.port=0", f"hydra.run.dir={first}")
     lines: list[str] = []
     wait_for_api(process, lines)
-    time.sleep(2)
+    time.sleep(4)
     process.send_signal(signal.SIGINT)
     output = finish(process, lines, timeout=60)
     assert process.returncode == 0, output
     assert "interrupted; stopping" in output
-    assert "stopped:" in (tmp_path / "main.log").read_text()
+    assert "stopped:" in (first / "main.log").read_text()
+    assert (first / "checkpoints" / "latest.pt").is_file()
+
+    second = tmp_path / "second"
+    resumed = subprocess.run(
+        [
+            sys.executable,
+            str(LAUNCH),
+            f"resume_from={first}",
+            "max_uptime=2",
+            "web_api=none",
+            f"hydra.run.dir={second}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resumed from" in (second / "training.log").read_text()
 
 
 def test_api_pause_resume_and_shutdown(tmp_path: Path) -> None:

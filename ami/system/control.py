@@ -1,6 +1,7 @@
 """System control: the main thread decides; background threads obey at safe points.
 
-The main thread writes :class:`SystemControl` (shutdown, pause, resume, start). Each
+The main thread writes :class:`SystemControl` (shutdown, pause, resume, start, save
+state). Each
 background thread gets a :class:`ThreadControl`: a read-only handle on the system's
 state plus the thread's own acknowledgement flag. A background thread calls
 :meth:`ThreadControl.manage_loop` at its safe points (between inference steps, between
@@ -47,6 +48,7 @@ class SystemControl(Owned):
         self._pauses = 0
         """Pauses requested so far: a thread acknowledges a pause by its number."""
         self._acknowledged = threading.Condition()
+        self._save_requests = 0
         self._handles: list[ThreadControl] = []
 
     @property
@@ -88,6 +90,17 @@ class SystemControl(Owned):
         """Release parked threads."""
         self._resumed.set()
         self._wake_all()
+
+    @writes
+    def request_save(self) -> int:
+        """Ask the training thread to save a checkpoint at its next safe point.
+
+        Returns:
+            The request's number; the training thread reports the last one it served.
+        """
+        self._save_requests += 1
+        self._wake_all()
+        return self._save_requests
 
     @writes
     def shutdown(self) -> None:
@@ -153,6 +166,11 @@ class ThreadControl(ReadOnlyHandle):
     def is_paused(self) -> bool:
         """True while the system is paused (and not shutting down)."""
         return self._system.state is SystemState.PAUSED
+
+    @property
+    def save_requests(self) -> int:
+        """Save-state requests made so far (compare with the ones already served)."""
+        return self._system._save_requests
 
     @property
     def parked(self) -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 from lightning_fabric import Fabric
 from typing_extensions import override
 
+from ami.checkpoints import load_checkpoint, save_checkpoint
 from ami.data.buffer import DataBuffer
 from ami.data.collector import StepCollector
 from ami.models.wrapper import ModelWrapper
@@ -35,6 +36,9 @@ class TrainingThread(BackgroundThread):
         trainers: Learning jobs by name, run in this order.
         fabric: Device, precision and seeding for the trainers.
         tensorboard_dir: Folder of this thread's event file.
+        checkpoint_dir: Where checkpoints go: on request (``POST /api/save``) and when
+            the run stops. None saves nothing.
+        resume_from: A checkpoint (or a run directory) to start from.
     """
 
     def __init__(
@@ -45,6 +49,8 @@ class TrainingThread(BackgroundThread):
         trainers: Mapping[str, Trainer],
         fabric: Fabric,
         tensorboard_dir: Path | str,
+        checkpoint_dir: Path | str | None = None,
+        resume_from: Path | str | None = None,
     ) -> None:
         super().__init__("training", tensorboard_dir)
         self.collector = collector
@@ -52,7 +58,12 @@ class TrainingThread(BackgroundThread):
         self.models = dict(models)
         self.trainers = dict(trainers)
         self.fabric = fabric
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.resume_from = Path(resume_from) if resume_from is not None else None
         self.steps_taken = 0
+        self.saves_served = 0
+        self.checkpoint: Path | None = None
+        self._started = False
 
     @override
     def bind(self, control: ThreadControl, notify_main: Callable[[], None]) -> None:
@@ -71,9 +82,16 @@ class TrainingThread(BackgroundThread):
             self.fabric.device,
             self.fabric.strategy.precision.precision,
         )
+        if self.resume_from is not None:
+            path = load_checkpoint(self.resume_from, self.models, self.trainers)
+            logger.info("resumed from %s", path)
+        self._started = True
 
     @override
     def on_tick(self) -> None:
+        if self.control.save_requests > self.saves_served:
+            self.saves_served = self.control.save_requests
+            self._save()
         self._take_new_steps()
         ran = False
         for trainer in self.trainers.values():
@@ -106,6 +124,19 @@ class TrainingThread(BackgroundThread):
         self.metrics.scalars(values, self.steps_taken)
 
     @override
+    def on_finally(self) -> None:
+        # Keep what was learned, whatever stopped the run; but if this thread failed,
+        # its models may be half-updated: leave the last good checkpoint in place.
+        if self._started and self.error is None:
+            self._save()
+
+    def _save(self) -> None:
+        if self.checkpoint_dir is None:
+            return
+        self.checkpoint = save_checkpoint(self.checkpoint_dir, self.models, self.trainers)
+        logger.info("saved checkpoint %s", self.checkpoint)
+
+    @override
     def status(self) -> Mapping[str, object]:
         return {
             "steps_taken": self.steps_taken,
@@ -114,4 +145,6 @@ class TrainingThread(BackgroundThread):
                 for name, trainer in self.trainers.items()
             },
             "buffers": {name: len(buffer) for name, buffer in self.buffers.items()},
+            "checkpoint": str(self.checkpoint) if self.checkpoint is not None else None,
+            "saves_served": self.saves_served,
         }

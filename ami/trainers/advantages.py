@@ -116,3 +116,13 @@ class ReturnScaler:
         self._return = running
         self.stats.update(returns)
         return rewards / max(self.stats.std, self.epsilon)
+
+    def state_dict(self) -> dict[str, float]:
+        """The running statistics, for a checkpoint."""
+        stats = self.stats
+        return {"mean": stats.mean, "var": stats.var, "count": stats.count, "ret": self._return}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.stats.mean, self.stats.var = float(state["mean"]), float(state["var"])
+        self.stats.count, self._return = float(state["count"]), float(state["ret"])

@@ -138,6 +138,19 @@ class PPOTrainer(Trainer):
             )
 
     @override
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        if self.scaler is not None:
+            state["reward_scaler"] = self.scaler.state_dict()
+        return state
+
+    @override
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        if self.scaler is not None and "reward_scaler" in state:
+            self.scaler.load_state_dict(state["reward_scaler"])
+
+    @override
     def is_ready(self) -> bool:
         # One step beyond the rollout supplies the bootstrap value.
         new_steps = self.buffer.total_added - self._mark

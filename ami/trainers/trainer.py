@@ -19,6 +19,7 @@ import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 from lightning_fabric import Fabric
@@ -134,6 +135,20 @@ class Trainer(ABC):
         self.optimizer: Optimizer = self.fabric.setup_optimizers(optimizer)  # type: ignore[assignment]
         for name in self.trains:
             self.models[name].attach_optimizer(self.optimizer)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Optimizer state and progress counters, for a checkpoint."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "global_step": self.global_step,
+            "runs": self.runs,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (after :meth:`setup`, before the models sync)."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.global_step = int(state["global_step"])
+        self.runs = int(state["runs"])
 
     def configure_optimizer(self, parameters: Iterable[nn.Parameter]) -> Optimizer:
         """The optimizer for :meth:`trained_parameters`; override for another kind."""

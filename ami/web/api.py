@@ -1,4 +1,4 @@
-"""HTTP control API: status, pause, resume, shutdown; JSON in, JSON out.
+"""HTTP control API: status, pause, resume, save, shutdown; JSON in, JSON out.
 
 Served by the main thread itself, one request at a time from its ``select()`` loop:
 a threaded server would add threads, and the runtime has exactly three. Each
@@ -9,6 +9,7 @@ Routes:
     POST /api/pause     -> parks both background threads; waits for them (<= 1 s) and
                            reports "acknowledged" and "ack_seconds"
     POST /api/resume
+    POST /api/save      -> the training thread saves a checkpoint at its next safe point
     POST /api/shutdown  -> the run stops cleanly and exits 0
 
 There is no authentication: bind to loopback (the default) unless the network is
@@ -137,6 +138,10 @@ def _make_handler(
         system.resume()
         return 200, status()
 
+    def post_save() -> tuple[int, Mapping[str, Any]]:
+        request = system.request_save()
+        return 200, {**status(), "save_request": request}
+
     def post_shutdown() -> tuple[int, Mapping[str, Any]]:
         system.shutdown()
         return 200, status()
@@ -145,6 +150,7 @@ def _make_handler(
         "/api/status": {"GET": get_status},
         "/api/pause": {"POST": post_pause},
         "/api/resume": {"POST": post_resume},
+        "/api/save": {"POST": post_save},
         "/api/shutdown": {"POST": post_shutdown},
     }
 
