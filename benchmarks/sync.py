@@ -10,9 +10,10 @@ JSON line per size:
 - ``baseline_stall_*_ms``: the same, for a naive sync that holds the inference lock
   while ``load_state_dict`` copies into the inference module;
 - ``sync_ms_p50``: the cost of one sync on the training thread;
-- ``copy_only_stall_*_ms``: the floor, calls overlapping a plain copy of the same
-  bytes between two models nobody reads (no lock, no switch): what two threads sharing
-  the cores and the memory bus cost, whatever the sync mechanism.
+- ``copy_only_stall_*_ms``: calls overlapping a plain copy of the same bytes between
+  two models nobody reads (no lock, no switch, no waiting for quiet moments): what
+  two threads sharing the cores and the memory bus cost a copy that ignores the
+  inference thread.
 
 Usage: ``python benchmarks/sync.py [--sizes 1M 10M 100M] [--seconds 4] [--torch-threads N]
 [--switch-interval S]``
@@ -129,8 +130,8 @@ def run_size(label: str, seconds: float) -> dict[str, object]:
     calls, syncs = measure(naive_call, naive_sync, seconds, pause)
     baseline = [(latency - quiet) * 1e3 for latency in overlapping(calls, syncs)]
 
-    # The floor: the same bytes copied between two models nobody reads, no lock, no
-    # switch. Whatever stall this shows is the two threads sharing cores and memory.
+    # The same bytes copied between two models nobody reads, with no lock, no switch and
+    # no waiting for quiet moments: the stall of sharing cores and memory with a copy.
     idle = [*mlp(width).parameters()]
     floor_calls, copies = measure(
         lambda: wrapper.inference(x),

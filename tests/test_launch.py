@@ -86,12 +86,22 @@ def test_canonical_launch_runs_learns_and_records(tmp_path: Path) -> None:
     assert "ready:" in (run_dir / "inference.log").read_text()
     assert "[training]" in (run_dir / "training.log").read_text()
     assert "[inference]" not in (run_dir / "training.log").read_text()
-    inference = tags(run_dir / "tensorboard" / "inference")
-    assert "inference/step_interval" in inference["scalars"]
+    inference = tags(run_dir / "tensorboard" / "inference")["scalars"]
+    expected = {
+        "inference/step_interval",
+        "inference/intrinsic_reward",  # agent=curiosity is the default
+        "inference/policy_value",
+        "inference/world/cells_visited",
+        *(f"inference/action_entropy/{name}" for name in ("move_vertical", "jump", "run")),
+    }
+    assert expected <= set(inference)
     training = tags(run_dir / "tensorboard" / "training")
-    assert "training/representation/loss" in training["scalars"]
-    assert "training/dynamics/loss" in training["scalars"]
+    for trainer in ("representation", "dynamics"):
+        for part in ("loss", "grad_norm", "learning_rate", "samples_per_second"):
+            assert f"training/{trainer}/{part}" in training["scalars"]
+    assert "training/dynamics/frame" in training["scalars"]
     assert "images/world_model" in training["images"]
+    assert (run_dir / "checkpoints" / "latest.pt").is_file()
 
 
 def test_ctrl_c_stops_cleanly_saves_and_the_next_run_resumes(tmp_path: Path) -> None:

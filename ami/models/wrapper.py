@@ -42,9 +42,11 @@ class ModelWrapper(Owned):
         name: The model's name in configs, logs and errors.
         module: The model. It becomes the training copy; a deep copy becomes the
             inference copy.
+        copy_patience: Seconds a sync waits, before each 4 MB block of its copy, for
+            the inference thread to be between forward passes.
     """
 
-    def __init__(self, name: str, module: nn.Module) -> None:
+    def __init__(self, name: str, module: nn.Module, copy_patience: float = 0.05) -> None:
         super().__init__(f"models.{name}")
         self.name = name
         self._training = module.train()
@@ -55,6 +57,7 @@ class ModelWrapper(Owned):
         self._published = _Published(inference, 0)
         self._optimizers: list[Optimizer] = []
         self.inference = InferenceModel(self)
+        self.copy_patience = copy_patience
         self.syncs = 0
         """How many times :meth:`sync` published the training copy."""
 
@@ -98,7 +101,9 @@ class ModelWrapper(Owned):
         3. Forward passes that started on the former inference copy finish (new ones
            already use the new copy); then it becomes the training copy: train mode,
            its parameters take over the optimizers' slots and state, and receive the
-           published values, so training continues exactly where it was.
+           published values, so training continues exactly where it was. The copy
+           runs on this thread's core, block by block, preferably while the inference
+           thread is between forward passes (see :mod:`ami.models.parameter_copy`).
         """
         published = self._training
         self._prepare_for_inference(published)
@@ -115,8 +120,19 @@ class ModelWrapper(Owned):
         copy_serially(
             [*retired.module.parameters(), *retired.module.buffers()],
             [*published.parameters(), *published.buffers()],
+            before_block=self._wait_for_quiet,
         )
         self.syncs += 1
+
+    def _wait_for_quiet(self) -> None:
+        """Wait until no forward pass runs on the published copy, at most ``copy_patience``.
+
+        Copying while the inference thread computes slows its step (shared cores and
+        memory bus); between its calls, copying costs it nothing. A busy agent still
+        gets its copy: after ``copy_patience`` the block is copied anyway.
+        """
+        with self._switch:
+            self._switch.wait_for(lambda: self._published.readers == 0, self.copy_patience)
 
     def _prepare_for_training(self, module: nn.Module) -> None:
         module.train()
