@@ -23,10 +23,11 @@ from typing import Any
 import torch
 from torch import nn
 from torch.optim import Optimizer
+from typing_extensions import override
 
 from ami.models.optimizer_binding import rebind_optimizer
 from ami.models.parameter_copy import copy_serially
-from ami.sharing import Owned, writes
+from ami.sharing import Owned, ReadOnlyHandle, writes
 
 
 def _raw(optimizer: Optimizer) -> Optimizer:
@@ -156,10 +157,12 @@ class _Published:
         self.readers = 0
 
 
-class InferenceModel:
+class InferenceModel(ReadOnlyHandle):
     """The inference thread's read-only handle on a shared model.
 
-    A call takes the currently published copy and marks it in use, both under the
+    Asking it for a writing method of the wrapper (``sync``, ``to``...) raises
+    :class:`~ami.sharing.ReadOnlyError`. A call takes the currently published copy and
+    marks it in use, both under the
     switch lock (microseconds), then runs the forward pass outside the lock under
     ``torch.inference_mode``. A sync that retires this copy waits for the mark to
     clear before writing into it, so a forward pass never sees a half-copied model.
@@ -167,6 +170,10 @@ class InferenceModel:
 
     def __init__(self, wrapper: ModelWrapper) -> None:
         self._wrapper = wrapper
+
+    @override
+    def _read_only_target(self) -> ModelWrapper:
+        return self._wrapper
 
     @property
     def name(self) -> str:

@@ -8,7 +8,7 @@ from lightning_fabric import Fabric
 from torch import nn
 
 from ami.models import ModelWrapper
-from ami.sharing import OwnershipError
+from ami.sharing import OwnershipError, ReadOnlyError
 
 
 def make_model() -> nn.Module:
@@ -233,3 +233,11 @@ def test_sync_switches_at_once_but_copies_only_after_running_passes_finish() -> 
     slow.join(5)
     fresh.join(5)
     assert events == [("fresh", 1.0), ("slow", 0.0), ("synced", 1.0)]
+
+
+def test_the_inference_handle_refuses_writes_clearly() -> None:
+    handle = ModelWrapper("encoder", make_model()).inference
+    with pytest.raises(ReadOnlyError, match=r"models\.encoder: sync\(\) changes the object"):
+        handle.sync()
+    with pytest.raises(AttributeError):
+        handle.no_such_method()
