@@ -155,3 +155,28 @@ def build_runtime(
     buffer.transfer_to(training.thread)
     collector.transfer_to(inference.thread)
     return Runtime(main, world, trainer, inference, training, collector, models, tmp_path)
+
+
+ACTION_CHOICES = [3, 3, 3, 2, 2]
+
+
+def small_models(seed: int = 0, vae: bool = False) -> dict[str, ModelWrapper]:
+    """The world model's nets at 16x16 with tiny widths, wrapped for two threads."""
+    from ami.models.nets import (
+        ForwardDynamics,
+        ImageDecoder,
+        ImageEncoder,
+        PolicyValue,
+        VariationalEncoder,
+    )
+
+    torch.manual_seed(seed)
+    modules: dict[str, nn.Module] = {
+        "encoder": ImageEncoder(16, 16, 8, (4, 8)),
+        "decoder": ImageDecoder(16, 16, 8, (4, 8)),
+        "dynamics": ForwardDynamics(8, ACTION_CHOICES, 16, 4),
+        "policy": PolicyValue(8, 16, ACTION_CHOICES, 16),
+    }
+    if vae:
+        modules["vae_encoder"] = VariationalEncoder(16, 16, 8, (4, 8))
+    return {name: ModelWrapper(name, module) for name, module in modules.items()}

@@ -57,11 +57,6 @@ class TensorStorage:
         """Whether the first step has arrived."""
         return bool(self._data)
 
-    @property
-    def keys(self) -> list[str]:
-        """Keys stored, known once allocated (or given up front)."""
-        return list(self._data) if self._data else list(self._keys or [])
-
     def bytes_per_slot(self) -> int:
         """Memory of one slot over all keys, once allocated."""
         slots = 1

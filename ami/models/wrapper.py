@@ -111,7 +111,7 @@ class ModelWrapper(Owned):
         with self._switch:
             retired = self._published
             self._published = _Published(published, self.syncs + 1)
-        with self._switch:
+            # Releases the lock while waiting: new calls already take the new copy.
             self._switch.wait_for(lambda: retired.readers == 0)
         self._training = retired.module
         self._prepare_for_training(retired.module)
@@ -162,10 +162,10 @@ class InferenceModel(ReadOnlyHandle):
 
     Asking it for a writing method of the wrapper (``sync``, ``to``...) raises
     :class:`~ami.sharing.ReadOnlyError`. A call takes the currently published copy and
-    marks it in use, both under the
-    switch lock (microseconds), then runs the forward pass outside the lock under
-    ``torch.inference_mode``. A sync that retires this copy waits for the mark to
-    clear before writing into it, so a forward pass never sees a half-copied model.
+    marks it in use, both under the switch lock (microseconds), then runs the forward
+    pass outside the lock under ``torch.inference_mode``. A sync that retires this copy
+    waits for the mark to clear before writing into it, so a forward pass never sees a
+    half-copied model.
     """
 
     def __init__(self, wrapper: ModelWrapper) -> None:

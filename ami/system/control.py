@@ -65,11 +65,6 @@ class SystemControl(Owned):
         self._handles.append(handle)
         return handle
 
-    @property
-    def handles(self) -> list[ThreadControl]:
-        """Every background thread's handle, for status reports."""
-        return list(self._handles)
-
     @writes
     def start(self) -> None:
         """Let the background threads leave their start barrier."""

@@ -58,7 +58,7 @@ class InferenceThread(BackgroundThread):
     @override
     def on_start(self) -> None:
         self.interaction.setup()
-        self.control.on_pause(self._pause)
+        self.control.on_pause(self.interaction.on_pause)
         self.control.on_resume(self._resume)
         logger.info(
             "ready: %s acting in %s every %s s",
@@ -106,9 +106,6 @@ class InferenceThread(BackgroundThread):
             {f"inference/{key}": value for key, value in self.interaction.metrics().items()}
         )
         self.metrics.scalars(values, self.steps)
-
-    def _pause(self) -> None:
-        self.interaction.on_pause()
 
     def _resume(self) -> None:
         self.interaction.on_resume()

@@ -6,17 +6,14 @@ import math
 
 import pytest
 import torch
-from torch import nn
+from runtime_parts import small_models
 
 from ami.data import SequentialBuffer, StepCollector
 from ami.interaction.agents import CuriosityAgent
 from ami.models import ModelWrapper
 from ami.models.nets import (
     ForwardDynamics,
-    ImageDecoder,
-    ImageEncoder,
     MultiCategorical,
-    PolicyValue,
 )
 
 CHOICES = [3, 3, 3, 2, 2]
@@ -31,17 +28,6 @@ KEYS = {
     "reward",
     "decision",
 }
-
-
-def small_models(seed: int = 0) -> dict[str, ModelWrapper]:
-    torch.manual_seed(seed)
-    modules: dict[str, nn.Module] = {
-        "encoder": ImageEncoder(16, 16, 8, (4, 8)),
-        "decoder": ImageDecoder(16, 16, 8, (4, 8)),
-        "dynamics": ForwardDynamics(8, CHOICES, 16, 4),
-        "policy": PolicyValue(8, 16, CHOICES, 16),
-    }
-    return {name: ModelWrapper(name, module) for name, module in modules.items()}
 
 
 def make_agent(

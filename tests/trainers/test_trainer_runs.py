@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from lightning_fabric import Fabric
+from runtime_parts import small_models
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
@@ -19,13 +20,6 @@ from ami.data import DataBuffer, SequentialBuffer, StepCollector
 from ami.interaction.agents import CuriosityAgent
 from ami.metrics import EventWriter
 from ami.models import ModelWrapper
-from ami.models.nets import (
-    ForwardDynamics,
-    ImageDecoder,
-    ImageEncoder,
-    PolicyValue,
-    VariationalEncoder,
-)
 from ami.system import SystemControl
 from ami.trainers import (
     DynamicsTrainer,
@@ -38,16 +32,8 @@ from ami.trainers import (
 CHOICES = [3, 3, 3, 2, 2]
 
 
-def small_models(seed: int = 0) -> dict[str, ModelWrapper]:
-    torch.manual_seed(seed)
-    modules: dict[str, nn.Module] = {
-        "encoder": ImageEncoder(16, 16, 8, (4, 8)),
-        "decoder": ImageDecoder(16, 16, 8, (4, 8)),
-        "dynamics": ForwardDynamics(8, CHOICES, 16, 4),
-        "policy": PolicyValue(8, 16, CHOICES, 16),
-        "vae_encoder": VariationalEncoder(16, 16, 8, (4, 8)),
-    }
-    return {name: ModelWrapper(name, module) for name, module in modules.items()}
+def small_models_with_vae(seed: int = 0) -> dict[str, ModelWrapper]:
+    return small_models(seed, vae=True)
 
 
 def fill(models: dict[str, ModelWrapper], buffer: DataBuffer, steps: int) -> None:
@@ -120,7 +106,7 @@ def test_a_run_changes_the_trained_models_only_and_logs_its_loss_parts(
     case: str, tmp_path: Path
 ) -> None:
     factory, trained, parts = CASES[case]
-    models = small_models()
+    models = small_models_with_vae()
     buffer = SequentialBuffer(capacity=64)
     fill(models, buffer, 24)
     trainer = factory()
@@ -147,7 +133,7 @@ def test_a_run_changes_the_trained_models_only_and_logs_its_loss_parts(
 
 
 def test_dynamics_and_vae_log_image_panels(tmp_path: Path) -> None:
-    models = small_models()
+    models = small_models_with_vae()
     buffer = SequentialBuffer(capacity=64)
     fill(models, buffer, 16)
     for trainer in (
