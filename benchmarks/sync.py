@@ -1,33 +1,47 @@
 """How much a model sync stalls the inference thread, against a naive copy under a lock.
 
 For models of about 1M, 10M and 100M parameters, an inference thread calls the model
-in a tight loop (batch 1) while the training thread syncs repeatedly. A call's stall
-is its latency minus the median latency of calls made while no sync ran. Printed, one
-JSON line per size:
+in a tight loop (batch 1) while the training thread alternates sync phases (syncing
+repeatedly) and quiet phases (doing nothing) of equal length. A stall at a percentile
+is the latency of the calls that overlapped a sync at that percentile minus the latency
+of the quiet phases' calls at the same percentile: interleaving the phases lets both
+sets of calls see the same machine (a 2-core VM's call latency drifts by more than a
+millisecond between windows measured one after the other). Printed, one JSON line per
+size:
 
 - ``stall_p50_ms``, ``stall_p99_ms``, ``stall_max_ms``: calls that overlapped a
   :meth:`ModelWrapper.sync` (reference switch, then copy on the training thread);
-- ``baseline_stall_*_ms``: the same, for a naive sync that holds the inference lock
-  while ``load_state_dict`` copies into the inference module;
+- ``p99_over_quiet_p50_ms``: the stricter reading, p99 of the calls during syncs minus
+  the median quiet call, which counts the machine's own jitter as stall
+  (``quiet_call_ms_*`` shows that jitter);
+- ``baseline_stall_*_ms``: the same as ``stall_*``, for a naive sync that holds the
+  inference lock while ``load_state_dict`` copies into the inference module;
 - ``sync_ms_p50``: the cost of one sync on the training thread;
 - ``copy_only_stall_*_ms``: calls overlapping a plain copy of the same bytes between
   two models nobody reads (no lock, no switch, no waiting for quiet moments): what
   two threads sharing the cores and the memory bus cost a copy that ignores the
   inference thread.
 
-Usage: ``python benchmarks/sync.py [--sizes 1M 10M 100M] [--seconds 4] [--torch-threads N]
+The inference thread uses one CPU thread per torch operation, as the runtime's
+``threads.inference.torch_threads`` does by default; ``--inference-torch-threads 2``
+shows why (a forward pass split over both cores waits whenever the copy holds one).
+
+Usage: ``python benchmarks/sync.py [--sizes 1M 10M 100M] [--seconds 20]
+[--phase-seconds 1] [--torch-threads N] [--inference-torch-threads N]
 [--switch-interval S]``
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -51,18 +65,46 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+@dataclass
+class Measurement:
+    """Latencies of the calls that overlapped a sync, of those in quiet phases, and syncs."""
+
+    during: list[float] = field(default_factory=list)
+    quiet: list[float] = field(default_factory=list)
+    syncs: list[float] = field(default_factory=list)
+
+    def stalls(self) -> dict[str, float]:
+        """Each percentile of the calls during syncs minus the same percentile without."""
+        return {
+            "p50": percentile(self.during, 50) - percentile(self.quiet, 50),
+            "p99": percentile(self.during, 99) - percentile(self.quiet, 99),
+            "max": max(self.during) - max(self.quiet),
+        }
+
+
 def measure(
     call: Callable[[], object],
-    sync: Callable[[], None] | None,
+    sync: Callable[[], None],
     seconds: float,
     pause_between_syncs: float,
-) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-    """Run calls on a thread named inference for ``seconds`` while this thread syncs."""
+    phase_seconds: float,
+    inference_threads: int,
+) -> Measurement:
+    """Call in a tight loop on a thread named inference while this thread alternates phases.
+
+    A sync phase syncs repeatedly (at least once) for ``phase_seconds``; the quiet phase
+    after it lasts as long and does nothing. Interleaving them means both sets of calls
+    see the same machine: a 2-core VM's speed drifts by more than a millisecond per call
+    between windows measured one after the other.
+    """
     calls: list[tuple[float, float]] = []
     syncs: list[tuple[float, float]] = []
+    quiet_phases: list[tuple[float, float]] = []
     stop = threading.Event()
 
     def inference() -> None:
+        torch.get_num_threads()  # as the runtime's threads do: see BackgroundThread
+        torch.set_num_threads(inference_threads)
         while not stop.is_set():
             start = time.perf_counter()
             call()
@@ -76,25 +118,32 @@ def measure(
     thread.start()
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
-        if sync is not None:
+        phase_start = time.perf_counter()
+        while True:
             start = time.perf_counter()
             sync()
             syncs.append((start, time.perf_counter()))
-        time.sleep(pause_between_syncs)
+            time.sleep(pause_between_syncs)
+            if time.perf_counter() >= phase_start + phase_seconds:
+                break
+        quiet_start = time.perf_counter()
+        time.sleep(quiet_start - phase_start)
+        quiet_phases.append((quiet_start, time.perf_counter()))
     stop.set()
     thread.join()
-    return calls, syncs
 
-
-def overlapping(calls: list[tuple[float, float]], syncs: list[tuple[float, float]]) -> list[float]:
-    latencies = []
+    result = Measurement(syncs=[end - start for start, end in syncs])
     for start, end in calls:
         if any(start < s_end and s_start < end for s_start, s_end in syncs):
-            latencies.append(end - start)
-    return latencies
+            result.during.append(end - start)
+        elif any(q_start <= start and end <= q_end for q_start, q_end in quiet_phases):
+            result.quiet.append(end - start)
+    return result
 
 
-def run_size(label: str, seconds: float) -> dict[str, object]:
+def run_size(
+    label: str, seconds: float, phase_seconds: float, inference_threads: int
+) -> dict[str, object]:
     width = SIZES[label]
     torch.manual_seed(0)
     wrapper = ModelWrapper("bench", mlp(width))
@@ -102,16 +151,10 @@ def run_size(label: str, seconds: float) -> dict[str, object]:
     for _ in range(3):
         wrapper.inference(x)  # warm-up
         wrapper.sync()
-
-    # Without syncs: the reference latency.
-    calls, _ = measure(lambda: wrapper.inference(x), None, seconds / 2, 0.05)
-    quiet = statistics.median(end - start for start, end in calls)
-    # Switch the pause between syncs so that most calls overlap a sync, but not all.
-    pause = max(quiet, 0.001)
-
-    calls, syncs = measure(lambda: wrapper.inference(x), wrapper.sync, seconds, pause)
-    stalls = [(latency - quiet) * 1e3 for latency in overlapping(calls, syncs)]
-    sync_ms = [(end - start) * 1e3 for start, end in syncs]
+    start = time.perf_counter()
+    wrapper.inference(x)
+    # Pause between syncs about one call, so that most calls overlap a sync, not all.
+    pause = max(time.perf_counter() - start, 0.001)
 
     # Naive baseline: the inference copy is overwritten under the lock it is read with.
     training = mlp(width)
@@ -126,46 +169,68 @@ def run_size(label: str, seconds: float) -> dict[str, object]:
         with lock:
             inference_module.load_state_dict(training.state_dict())
 
-    naive_sync()
-    calls, syncs = measure(naive_call, naive_sync, seconds, pause)
-    baseline = [(latency - quiet) * 1e3 for latency in overlapping(calls, syncs)]
-
     # The same bytes copied between two models nobody reads, with no lock, no switch and
     # no waiting for quiet moments: the stall of sharing cores and memory with a copy.
     idle = [*mlp(width).parameters()]
-    floor_calls, copies = measure(
-        lambda: wrapper.inference(x),
-        lambda: copy_serially(idle, [*training.parameters()]),
-        seconds,
-        pause,
-    )
-    floor = [(latency - quiet) * 1e3 for latency in overlapping(floor_calls, copies)]
 
+    def plain_copy() -> None:
+        copy_serially(idle, [*training.parameters()])
+
+    gc.collect()
+    gc.freeze()  # as the runtime does (threads.freeze_gc): full collections stay short
+    ours = measure(
+        lambda: wrapper.inference(x), wrapper.sync, seconds, pause, phase_seconds, inference_threads
+    )
+    naive = measure(naive_call, naive_sync, seconds, pause, phase_seconds, inference_threads)
+    floor = measure(
+        lambda: wrapper.inference(x), plain_copy, seconds, pause, phase_seconds, inference_threads
+    )
+    gc.unfreeze()
+
+    stalls, baseline, copy_only = ours.stalls(), naive.stalls(), floor.stalls()
+    quiet_p50 = percentile(ours.quiet, 50)
+    ms = 1e3
     return {
         "size": label,
         "params": wrapper.parameter_count,
         "torch_threads": torch.get_num_threads(),
-        "switch_interval_ms": sys.getswitchinterval() * 1e3,
-        "inference_call_ms_p50": round(quiet * 1e3, 3),
-        "calls_during_syncs": len(stalls),
-        "stall_p50_ms": round(percentile(stalls, 50), 3),
-        "stall_p99_ms": round(percentile(stalls, 99), 3),
-        "stall_max_ms": round(max(stalls), 3),
-        "sync_ms_p50": round(statistics.median(sync_ms), 3),
-        "syncs": len(sync_ms),
-        "baseline_stall_p50_ms": round(percentile(baseline, 50), 3),
-        "baseline_stall_p99_ms": round(percentile(baseline, 99), 3),
-        "baseline_stall_max_ms": round(max(baseline), 3),
-        "copy_only_stall_p50_ms": round(percentile(floor, 50), 3),
-        "copy_only_stall_p99_ms": round(percentile(floor, 99), 3),
+        "inference_torch_threads": inference_threads,
+        "switch_interval_ms": sys.getswitchinterval() * ms,
+        "calls_during_syncs": len(ours.during),
+        "calls_quiet": len(ours.quiet),
+        "quiet_call_ms_p50": round(quiet_p50 * ms, 3),
+        "quiet_call_ms_p99": round(percentile(ours.quiet, 99) * ms, 3),
+        "quiet_call_ms_max": round(max(ours.quiet) * ms, 3),
+        "stall_p50_ms": round(stalls["p50"] * ms, 3),
+        "stall_p99_ms": round(stalls["p99"] * ms, 3),
+        "stall_max_ms": round(stalls["max"] * ms, 3),
+        "p99_over_quiet_p50_ms": round((percentile(ours.during, 99) - quiet_p50) * ms, 3),
+        "sync_ms_p50": round(statistics.median(ours.syncs) * ms, 3),
+        "syncs": len(ours.syncs),
+        "baseline_stall_p50_ms": round(baseline["p50"] * ms, 3),
+        "baseline_stall_p99_ms": round(baseline["p99"] * ms, 3),
+        "baseline_stall_max_ms": round(baseline["max"] * ms, 3),
+        "copy_only_stall_p50_ms": round(copy_only["p50"] * ms, 3),
+        "copy_only_stall_p99_ms": round(copy_only["p99"] * ms, 3),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
-    parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
-    parser.add_argument("--torch-threads", type=int, default=None)
+    parser.add_argument("--seconds", type=float, default=20.0, help="per measurement")
+    parser.add_argument(
+        "--phase-seconds", type=float, default=1.0, help="length of each sync and quiet phase"
+    )
+    parser.add_argument(
+        "--torch-threads", type=int, default=None, help="the training side's (default: torch's)"
+    )
+    parser.add_argument(
+        "--inference-torch-threads",
+        type=int,
+        default=1,
+        help="the inference thread's (threads.inference.torch_threads)",
+    )
     parser.add_argument(
         "--switch-interval",
         type=float,
@@ -178,7 +243,12 @@ def main() -> None:
     sys.setswitchinterval(args.switch_interval)
     threading.current_thread().name = "training"
     for label in args.sizes:
-        print(json.dumps(run_size(label, args.seconds)), flush=True)
+        print(
+            json.dumps(
+                run_size(label, args.seconds, args.phase_seconds, args.inference_torch_threads)
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

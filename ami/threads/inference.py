@@ -36,6 +36,8 @@ class InferenceThread(BackgroundThread):
         collector: Where the agent's steps go; its fill level is logged.
         tensorboard_dir: Folder of this thread's event file.
         interval: Seconds between step starts.
+        torch_threads: CPU threads per torch operation on this thread (None: the
+            process's count).
     """
 
     def __init__(
@@ -44,8 +46,9 @@ class InferenceThread(BackgroundThread):
         collector: StepCollector,
         tensorboard_dir: Path | str,
         interval: float = 0.1,
+        torch_threads: int | None = None,
     ) -> None:
-        super().__init__("inference", tensorboard_dir)
+        super().__init__("inference", tensorboard_dir, torch_threads)
         self.interaction = interaction
         self.collector = collector
         self.interval = positive_number("threads.inference.interval", interval)

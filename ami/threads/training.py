@@ -39,6 +39,8 @@ class TrainingThread(BackgroundThread):
         checkpoint_dir: Where checkpoints go: on request (``POST /api/save``) and when
             the run stops. None saves nothing.
         resume_from: A checkpoint (or a run directory) to start from.
+        torch_threads: CPU threads per torch operation on this thread (None: the
+            process's count).
     """
 
     def __init__(
@@ -51,8 +53,9 @@ class TrainingThread(BackgroundThread):
         tensorboard_dir: Path | str,
         checkpoint_dir: Path | str | None = None,
         resume_from: Path | str | None = None,
+        torch_threads: int | None = None,
     ) -> None:
-        super().__init__("training", tensorboard_dir)
+        super().__init__("training", tensorboard_dir, torch_threads)
         self.collector = collector
         self.buffers = dict(buffers)
         self.models = dict(models)

@@ -12,10 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from runtime_parts import BrightnessTrainer, ScriptedWorld, build_runtime
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ami.threads import TrainingThread
+from ami.data import StepCollector
+from ami.interaction import Interaction
+from ami.interaction.agents import RandomAgent
+from ami.threads import InferenceThread, TrainingThread
 
 pytestmark = [pytest.mark.usefixtures("keep_main_thread_name"), pytest.mark.timeout(60)]
 
@@ -101,6 +105,44 @@ def test_idle_training_thread_waits_instead_of_spinning(tmp_path: Path) -> None:
     assert trainer.runs == 0
     # Woken once per new step (plus start and stop), never polling in between.
     assert CountingTrainingThread.ticks <= steps + 3
+
+
+def test_each_thread_runs_torch_on_its_own_cpu_thread_count(tmp_path: Path) -> None:
+    seen: dict[str, set[int]] = {"inference": set(), "training": set()}
+
+    def record(thread: str) -> None:
+        seen[thread].add(torch.get_num_threads())
+
+    class RecordingTrainingThread(TrainingThread):
+        def on_tick(self) -> None:
+            record("training")
+            super().on_tick()
+
+    world = ScriptedWorld(work=lambda step: record("inference") or 0.0)
+    main_threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        runtime = build_runtime(
+            tmp_path, world=world, max_uptime=0.5, training_cls=RecordingTrainingThread
+        )
+        runtime.inference.torch_threads = 1
+        assert runtime.training.torch_threads == 3, "None takes the process's count"
+        runtime.training.torch_threads = 2
+        assert runtime.main.run() == 0
+        assert seen == {"inference": {1}, "training": {2}}
+        assert torch.get_num_threads() == 3, "the main thread keeps its own"
+    finally:
+        torch.set_num_threads(main_threads)
+
+
+def test_a_torch_thread_count_below_one_is_refused_naming_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"threads\.inference\.torch_threads=0"):
+        InferenceThread(
+            Interaction(ScriptedWorld(), RandomAgent([2])),
+            StepCollector(),
+            tmp_path,
+            torch_threads=0,
+        )
 
 
 @pytest.mark.parametrize("where", ["inference", "training", "setup"])
