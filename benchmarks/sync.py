@@ -1,19 +1,19 @@
 """How much a model sync stalls the inference thread, against a naive copy under a lock.
 
 For models of about 1M, 10M and 100M parameters, an inference thread calls the model
-in a tight loop (batch 1) while the training thread alternates sync phases (syncing
-repeatedly) and quiet phases (doing nothing) of equal length. A stall at a percentile
-is the latency of the calls that overlapped a sync at that percentile minus the latency
-of the quiet phases' calls at the same percentile: interleaving the phases lets both
-sets of calls see the same machine (a 2-core VM's call latency drifts by more than a
-millisecond between windows measured one after the other). Printed, one JSON line per
-size:
+in a tight loop (batch 1) while the training thread alternates quiet phases (doing
+nothing) and sync phases (syncing repeatedly) of equal length. A stall at a percentile
+is the latency at that percentile of the calls that overlapped a sync minus the latency
+at the same percentile of the quiet phases' calls. Interleaving the phases lets both
+sets of calls see the same machine: on a 2-core VM, a call's latency drifts by more
+than a millisecond between windows measured one after the other. Printed, one JSON
+line per size:
 
 - ``stall_p50_ms``, ``stall_p99_ms``, ``stall_max_ms``: calls that overlapped a
   :meth:`ModelWrapper.sync` (reference switch, then copy on the training thread);
-- ``p99_over_quiet_p50_ms``: the stricter reading, p99 of the calls during syncs minus
-  the median quiet call, which counts the machine's own jitter as stall
-  (``quiet_call_ms_*`` shows that jitter);
+- ``quiet_call_*_ms``: latencies of the quiet calls, whose spread is the machine's
+  own jitter; ``p99_over_quiet_p50_ms``: the stricter reading that counts it as
+  stall (p99 of the calls during syncs minus the median quiet call);
 - ``baseline_stall_*_ms``: the same as ``stall_*``, for a naive sync that holds the
   inference lock while ``load_state_dict`` copies into the inference module;
 - ``sync_ms_p50``: the cost of one sync on the training thread;
@@ -26,7 +26,7 @@ The inference thread uses one CPU thread per torch operation, as the runtime's
 ``threads.inference.torch_threads`` does by default; ``--inference-torch-threads 2``
 shows why (a forward pass split over both cores waits whenever the copy holds one).
 
-Usage: ``python benchmarks/sync.py [--sizes 1M 10M 100M] [--seconds 20]
+Usage: ``python benchmarks/sync.py [--sizes 1M 10M 100M] [--seconds 30]
 [--phase-seconds 1] [--torch-threads N] [--inference-torch-threads N]
 [--switch-interval S]``
 """
@@ -67,11 +67,33 @@ def percentile(values: list[float], q: float) -> float:
 
 @dataclass
 class Measurement:
-    """Latencies of the calls that overlapped a sync, of those in quiet phases, and syncs."""
+    """Latencies of the calls made during syncs and of those in the quiet phases."""
 
     during: list[float] = field(default_factory=list)
     quiet: list[float] = field(default_factory=list)
     syncs: list[float] = field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls,
+        calls: list[tuple[float, float]],
+        syncs: list[tuple[float, float]],
+        phases: list[tuple[float, float]],
+    ) -> Measurement:
+        """Sort ``calls`` into the ``phases`` (quiet, sync, quiet, ..., quiet)."""
+        result = cls(syncs=[end - start for start, end in syncs])
+        index = 0
+        for start, end in calls:
+            while index < len(phases) and start >= phases[index][1]:
+                index += 1
+            if index == len(phases) or start < phases[index][0]:
+                continue
+            if index % 2 == 0:  # quiet: only the calls that ended inside the phase
+                if end <= phases[index][1]:
+                    result.quiet.append(end - start)
+            elif any(start < s_end and s_start < end for s_start, s_end in syncs):
+                result.during.append(end - start)
+        return result
 
     def stalls(self) -> dict[str, float]:
         """Each percentile of the calls during syncs minus the same percentile without."""
@@ -92,14 +114,16 @@ def measure(
 ) -> Measurement:
     """Call in a tight loop on a thread named inference while this thread alternates phases.
 
-    A sync phase syncs repeatedly (at least once) for ``phase_seconds``; the quiet phase
-    after it lasts as long and does nothing. Interleaving them means both sets of calls
-    see the same machine: a 2-core VM's speed drifts by more than a millisecond per call
-    between windows measured one after the other.
+    Quiet phases (nothing runs beside the calls) alternate with sync phases (syncs,
+    each followed by a pause of about one call, for at least ``phase_seconds`` and at
+    least one sync); each quiet phase lasts as long as the sync phase before it.
+    Interleaved, both sets of calls see the same machine: this VM's call latency
+    drifts by milliseconds over seconds (other tenants of the host), which would
+    otherwise count as stall, or hide it.
     """
     calls: list[tuple[float, float]] = []
     syncs: list[tuple[float, float]] = []
-    quiet_phases: list[tuple[float, float]] = []
+    phases: list[tuple[float, float]] = []
     stop = threading.Event()
 
     def inference() -> None:
@@ -114,8 +138,14 @@ def measure(
             # could never sync.
             time.sleep(0)
 
+    def quiet(length: float) -> None:
+        start = time.perf_counter()
+        time.sleep(length)
+        phases.append((start, time.perf_counter()))
+
     thread = threading.Thread(target=inference, name="inference")
     thread.start()
+    quiet(phase_seconds)
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         phase_start = time.perf_counter()
@@ -126,19 +156,11 @@ def measure(
             time.sleep(pause_between_syncs)
             if time.perf_counter() >= phase_start + phase_seconds:
                 break
-        quiet_start = time.perf_counter()
-        time.sleep(quiet_start - phase_start)
-        quiet_phases.append((quiet_start, time.perf_counter()))
+        phases.append((phase_start, time.perf_counter()))
+        quiet(phases[-1][1] - phase_start)
     stop.set()
     thread.join()
-
-    result = Measurement(syncs=[end - start for start, end in syncs])
-    for start, end in calls:
-        if any(start < s_end and s_start < end for s_start, s_end in syncs):
-            result.during.append(end - start)
-        elif any(q_start <= start and end <= q_end for q_start, q_end in quiet_phases):
-            result.quiet.append(end - start)
-    return result
+    return Measurement.of(calls, syncs, phases)
 
 
 def run_size(
@@ -188,8 +210,11 @@ def run_size(
     gc.unfreeze()
 
     stalls, baseline, copy_only = ours.stalls(), naive.stalls(), floor.stalls()
-    quiet_p50 = percentile(ours.quiet, 50)
     ms = 1e3
+
+    def rounded(values: dict[str, float], prefix: str) -> dict[str, float]:
+        return {f"{prefix}_{key}_ms": round(value * ms, 3) for key, value in values.items()}
+
     return {
         "size": label,
         "params": wrapper.parameter_count,
@@ -198,27 +223,31 @@ def run_size(
         "switch_interval_ms": sys.getswitchinterval() * ms,
         "calls_during_syncs": len(ours.during),
         "calls_quiet": len(ours.quiet),
-        "quiet_call_ms_p50": round(quiet_p50 * ms, 3),
-        "quiet_call_ms_p99": round(percentile(ours.quiet, 99) * ms, 3),
-        "quiet_call_ms_max": round(max(ours.quiet) * ms, 3),
-        "stall_p50_ms": round(stalls["p50"] * ms, 3),
-        "stall_p99_ms": round(stalls["p99"] * ms, 3),
-        "stall_max_ms": round(stalls["max"] * ms, 3),
-        "p99_over_quiet_p50_ms": round((percentile(ours.during, 99) - quiet_p50) * ms, 3),
+        **rounded(stalls, "stall"),
         "sync_ms_p50": round(statistics.median(ours.syncs) * ms, 3),
         "syncs": len(ours.syncs),
-        "baseline_stall_p50_ms": round(baseline["p50"] * ms, 3),
-        "baseline_stall_p99_ms": round(baseline["p99"] * ms, 3),
-        "baseline_stall_max_ms": round(baseline["max"] * ms, 3),
-        "copy_only_stall_p50_ms": round(copy_only["p50"] * ms, 3),
-        "copy_only_stall_p99_ms": round(copy_only["p99"] * ms, 3),
+        **rounded(baseline, "baseline_stall"),
+        **rounded(copy_only, "copy_only_stall"),
+        **rounded(
+            {
+                "p50": percentile(ours.quiet, 50),
+                "p99": percentile(ours.quiet, 99),
+                "max": max(ours.quiet),
+            },
+            "quiet_call",
+        ),
+        # The strict reading: p99 during syncs against the median quiet call, which
+        # counts the machine's own jitter (quiet_call_p99 - quiet_call_p50) as stall.
+        "p99_over_quiet_p50_ms": round(
+            (percentile(ours.during, 99) - percentile(ours.quiet, 50)) * ms, 3
+        ),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
-    parser.add_argument("--seconds", type=float, default=20.0, help="per measurement")
+    parser.add_argument("--seconds", type=float, default=30.0, help="per measurement")
     parser.add_argument(
         "--phase-seconds", type=float, default=1.0, help="length of each sync and quiet phase"
     )
