@@ -120,7 +120,8 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
     for buffer in buffers.values():
         buffer.transfer_to(training.thread)
     collector.transfer_to(inference.thread)
-    _describe(cfg, models, tensorboard_dir / "main", output_dir)
+    torch_threads = {thread.name: thread.torch_threads for thread in (inference, training)}
+    _describe(cfg, models, torch_threads, tensorboard_dir / "main", output_dir)
     return main
 
 
@@ -206,7 +207,11 @@ def _save_config(cfg: DictConfig, output_dir: Path) -> None:
 
 
 def _describe(
-    cfg: DictConfig, models: Mapping[str, ModelWrapper], log_dir: Path, output_dir: Path
+    cfg: DictConfig,
+    models: Mapping[str, ModelWrapper],
+    torch_threads: Mapping[str, int],
+    log_dir: Path,
+    output_dir: Path,
 ) -> None:
     counts = {name: model.parameter_count for name, model in models.items()}
     logger.info("run directory: %s", output_dir)
@@ -224,6 +229,7 @@ def _describe(
         hparams.update({f"choice/{group}": str(option) for group, option in choices.items()})
         hparams["seed"] = int(cfg.seed)
         hparams["torch_threads"] = torch.get_num_threads()
+        hparams.update({f"torch_threads/{name}": n for name, n in torch_threads.items()})
         writer.hparams(hparams)
     finally:
         writer.close()
