@@ -27,7 +27,7 @@ The inference thread uses one CPU thread per torch operation, as the runtime's
 shows why (a forward pass split over both cores waits whenever the copy holds one).
 
 Usage: ``python benchmarks/sync.py [--sizes 1M 10M 100M] [--seconds 30]
-[--phase-seconds 1] [--torch-threads N] [--inference-torch-threads N]
+[--min-syncs 40] [--phase-seconds 1] [--torch-threads N] [--inference-torch-threads N]
 [--switch-interval S]``
 """
 
@@ -104,19 +104,31 @@ class Measurement:
         }
 
 
+@dataclass(frozen=True)
+class Settings:
+    """How long to measure, and how the inference thread runs torch."""
+
+    seconds: float
+    """Least time spent in sync and quiet phases, per measurement."""
+    min_syncs: int
+    """Least number of syncs per measurement: a 100M sync takes 1.6 s, and the host's
+    own bursts of slow calls (up to +20 ms each) even out only over thousands of calls."""
+    phase_seconds: float
+    inference_threads: int
+
+
 def measure(
     call: Callable[[], object],
     sync: Callable[[], None],
-    seconds: float,
     pause_between_syncs: float,
-    phase_seconds: float,
-    inference_threads: int,
+    settings: Settings,
 ) -> Measurement:
     """Call in a tight loop on a thread named inference while this thread alternates phases.
 
     Quiet phases (nothing runs beside the calls) alternate with sync phases (syncs,
     each followed by a pause of about one call, for at least ``phase_seconds`` and at
-    least one sync); each quiet phase lasts as long as the sync phase before it.
+    least one sync); each quiet phase lasts as long as the sync phase before it. It
+    ends after ``settings.seconds`` and ``settings.min_syncs``, whichever comes later.
     Interleaved, both sets of calls see the same machine: this VM's call latency
     drifts by milliseconds over seconds (other tenants of the host), which would
     otherwise count as stall, or hide it.
@@ -128,7 +140,7 @@ def measure(
 
     def inference() -> None:
         torch.get_num_threads()  # as the runtime's threads do: see BackgroundThread
-        torch.set_num_threads(inference_threads)
+        torch.set_num_threads(settings.inference_threads)
         while not stop.is_set():
             start = time.perf_counter()
             call()
@@ -145,9 +157,10 @@ def measure(
 
     thread = threading.Thread(target=inference, name="inference")
     thread.start()
+    phase_seconds = settings.phase_seconds
     quiet(phase_seconds)
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
+    deadline = time.perf_counter() + settings.seconds
+    while time.perf_counter() < deadline or len(syncs) < settings.min_syncs:
         phase_start = time.perf_counter()
         while True:
             start = time.perf_counter()
@@ -163,9 +176,7 @@ def measure(
     return Measurement.of(calls, syncs, phases)
 
 
-def run_size(
-    label: str, seconds: float, phase_seconds: float, inference_threads: int
-) -> dict[str, object]:
+def run_size(label: str, settings: Settings) -> dict[str, object]:
     width = SIZES[label]
     torch.manual_seed(0)
     wrapper = ModelWrapper("bench", mlp(width))
@@ -200,13 +211,9 @@ def run_size(
 
     gc.collect()
     gc.freeze()  # as the runtime does (threads.freeze_gc): full collections stay short
-    ours = measure(
-        lambda: wrapper.inference(x), wrapper.sync, seconds, pause, phase_seconds, inference_threads
-    )
-    naive = measure(naive_call, naive_sync, seconds, pause, phase_seconds, inference_threads)
-    floor = measure(
-        lambda: wrapper.inference(x), plain_copy, seconds, pause, phase_seconds, inference_threads
-    )
+    ours = measure(lambda: wrapper.inference(x), wrapper.sync, pause, settings)
+    naive = measure(naive_call, naive_sync, pause, settings)
+    floor = measure(lambda: wrapper.inference(x), plain_copy, pause, settings)
     gc.unfreeze()
 
     stalls, baseline, copy_only = ours.stalls(), naive.stalls(), floor.stalls()
@@ -219,7 +226,7 @@ def run_size(
         "size": label,
         "params": wrapper.parameter_count,
         "torch_threads": torch.get_num_threads(),
-        "inference_torch_threads": inference_threads,
+        "inference_torch_threads": settings.inference_threads,
         "switch_interval_ms": sys.getswitchinterval() * ms,
         "calls_during_syncs": len(ours.during),
         "calls_quiet": len(ours.quiet),
@@ -248,6 +255,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--seconds", type=float, default=30.0, help="per measurement")
+    parser.add_argument("--min-syncs", type=int, default=40, help="per measurement")
     parser.add_argument(
         "--phase-seconds", type=float, default=1.0, help="length of each sync and quiet phase"
     )
@@ -271,11 +279,12 @@ def main() -> None:
         torch.set_num_threads(args.torch_threads)
     sys.setswitchinterval(args.switch_interval)
     threading.current_thread().name = "training"
+    settings = Settings(
+        args.seconds, args.min_syncs, args.phase_seconds, args.inference_torch_threads
+    )
     for label in args.sizes:
         print(
-            json.dumps(
-                run_size(label, args.seconds, args.phase_seconds, args.inference_torch_threads)
-            ),
+            json.dumps(run_size(label, settings)),
             flush=True,
         )
 
