@@ -92,9 +92,11 @@ class TrainingThread(BackgroundThread):
 
     @override
     def on_tick(self) -> None:
-        if self.control.save_requests > self.saves_served:
-            self.saves_served = self.control.save_requests
+        requested = self.control.save_requests
+        if requested > self.saves_served:
             self._save()
+            # Counted once written: a status that reports the save served names its file.
+            self.saves_served = requested
         self._take_new_steps()
         ran = False
         for trainer in self.trainers.values():
