@@ -113,11 +113,12 @@ class BackgroundThread(ABC):
 
         An operation split over every core stalls as a whole whenever one of its
         pieces waits for a core, and with two busy threads one always does: on two
-        cores, a 100M-parameter forward pass on two threads took up to twice its
-        length (p99 +5 ms) while the training thread copied a sync, against +0.2 ms
-        on one thread (``benchmarks/sync.py``). The count is per thread in torch (an
-        OpenMP setting), but a thread's first operation resets it to the last count
-        set anywhere, hence the ``get`` before the ``set``.
+        cores, while the training thread copied a sync, a 100M-parameter forward pass
+        on two threads sometimes took twice its 16 ms (stall p99 1.9 ms), on one
+        thread it did not (p99 0.3-0.4 ms, ``benchmarks/sync.py``), and it was no
+        slower without the copy. The count is per thread in torch (an OpenMP
+        setting), but a thread's first operation resets it to the last count set
+        anywhere, hence the ``get`` before the ``set``.
         """
         torch.get_num_threads()
         torch.set_num_threads(self.torch_threads)
