@@ -34,6 +34,7 @@ Usage: ``python benchmarks/sync.py [--sizes 1M 10M 100M] [--seconds 30]
 from __future__ import annotations
 
 import argparse
+import bisect
 import gc
 import json
 import statistics
@@ -80,19 +81,25 @@ class Measurement:
         syncs: list[tuple[float, float]],
         phases: list[tuple[float, float]],
     ) -> Measurement:
-        """Sort ``calls`` into the ``phases`` (quiet, sync, quiet, ..., quiet)."""
+        """Sort ``calls`` into the ``phases`` (quiet, sync, quiet, ..., quiet).
+
+        A call that overlapped any sync counts as during; one that ran wholly inside a
+        quiet phase counts as quiet; the others (between two syncs of a phase) not at all.
+        """
         result = cls(syncs=[end - start for start, end in syncs])
+        sync_starts = [start for start, _ in syncs]  # syncs run one after another
         index = 0
         for start, end in calls:
+            last = bisect.bisect_left(sync_starts, end) - 1  # the last sync begun before
+            if last >= 0 and syncs[last][1] > start:
+                result.during.append(end - start)
+                continue
             while index < len(phases) and start >= phases[index][1]:
                 index += 1
-            if index == len(phases) or start < phases[index][0]:
-                continue
-            if index % 2 == 0:  # quiet: only the calls that ended inside the phase
-                if end <= phases[index][1]:
+            if index % 2 == 0 and index < len(phases):
+                quiet_start, quiet_end = phases[index]
+                if quiet_start <= start and end <= quiet_end:
                     result.quiet.append(end - start)
-            elif any(start < s_end and s_start < end for s_start, s_end in syncs):
-                result.during.append(end - start)
         return result
 
     def stalls(self) -> dict[str, float]:
@@ -112,7 +119,7 @@ class Settings:
     """Least time spent in sync and quiet phases, per measurement."""
     min_syncs: int
     """Least number of syncs per measurement: a 100M sync takes 1.6 s, and the host's
-    own bursts of slow calls (up to +20 ms each) even out only over thousands of calls."""
+    own bursts of slow calls (up to +25 ms each) even out only over thousands of calls."""
     phase_seconds: float
     inference_threads: int
 
