@@ -117,15 +117,14 @@ class SystemControl(Owned):
         """
         with self._acknowledged:
             pause = self._pauses
+
+            def all_parked() -> bool:
+                return all(h._parked_for == pause or not h.alive for h in self._handles)
+
             self._acknowledged.wait_for(
-                lambda: (
-                    self.state is not SystemState.PAUSED
-                    or all(h._parked_for == pause or not h.alive for h in self._handles)
-                ),
-                timeout,
+                lambda: self.state is not SystemState.PAUSED or all_parked(), timeout
             )
-            done = all(h._parked_for == pause or not h.alive for h in self._handles)
-        return done and self.state is SystemState.PAUSED
+            return all_parked() and self.state is SystemState.PAUSED
 
     def _wake_all(self) -> None:
         for handle in self._handles:

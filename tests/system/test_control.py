@@ -4,7 +4,7 @@ import time
 import pytest
 
 from ami.sharing import OwnershipError, ReadOnlyError
-from ami.system import SystemControl, SystemState
+from ami.system import SystemControl, SystemState, ThreadControl
 
 
 def start_loop(system: SystemControl, name: str, work_seconds: float = 0.001):
@@ -105,6 +105,20 @@ def test_wait_is_woken_by_wake_and_times_out_otherwise() -> None:
     assert control.wait(5.0) is True
 
 
+def start_worker(control: ThreadControl) -> threading.Thread:
+    """A thread named worker that loops at safe points until shutdown, then finishes."""
+
+    def loop() -> None:
+        control.wait_for_start()
+        while control.manage_loop():
+            control.wait(0.01)
+        control.mark_finished()
+
+    thread = threading.Thread(target=loop, name="worker", daemon=True)
+    thread.start()
+    return thread
+
+
 def test_pause_listeners_run_on_the_parking_thread() -> None:
     system = SystemControl()
     control = system.handle_for("worker")
@@ -115,13 +129,7 @@ def test_pause_listeners_run_on_the_parking_thread() -> None:
         lambda: (calls.append(("resume", threading.current_thread().name)), resumed.set())
     )
 
-    def loop() -> None:
-        control.wait_for_start()
-        while control.manage_loop():
-            control.wait(0.01)
-
-    thread = threading.Thread(target=loop, name="worker", daemon=True)
-    thread.start()
+    thread = start_worker(control)
     system.start()
     system.pause()
     assert system.wait_until_paused(1.0)
@@ -171,14 +179,7 @@ def test_an_acknowledgement_of_an_earlier_pause_does_not_count() -> None:
 
     control.on_resume(slow_resume)
 
-    def loop() -> None:
-        control.wait_for_start()
-        while control.manage_loop():
-            control.wait(0.01)
-        control.mark_finished()
-
-    thread = threading.Thread(target=loop, name="worker", daemon=True)
-    thread.start()
+    thread = start_worker(control)
     system.start()
     system.pause()
     assert system.wait_until_paused(1.0)

@@ -32,10 +32,6 @@ from ami.trainers import (
 CHOICES = [3, 3, 3, 2, 2]
 
 
-def small_models_with_vae(seed: int = 0) -> dict[str, ModelWrapper]:
-    return small_models(seed, vae=True)
-
-
 def fill(models: dict[str, ModelWrapper], buffer: DataBuffer, steps: int) -> None:
     """Let a curiosity agent act on random frames and merge its records into ``buffer``."""
     agent = CuriosityAgent(action_repeat=2, seed=0)
@@ -106,7 +102,7 @@ def test_a_run_changes_the_trained_models_only_and_logs_its_loss_parts(
     case: str, tmp_path: Path
 ) -> None:
     factory, trained, parts = CASES[case]
-    models = small_models_with_vae()
+    models = small_models(vae=True)
     buffer = SequentialBuffer(capacity=64)
     fill(models, buffer, 24)
     trainer = factory()
@@ -133,7 +129,7 @@ def test_a_run_changes_the_trained_models_only_and_logs_its_loss_parts(
 
 
 def test_dynamics_and_vae_log_image_panels(tmp_path: Path) -> None:
-    models = small_models_with_vae()
+    models = small_models(vae=True)
     buffer = SequentialBuffer(capacity=64)
     fill(models, buffer, 16)
     for trainer in (
