@@ -5,6 +5,11 @@ runtime has exactly three threads, so each of them writes its own event file
 (``tensorboard/<thread>/``) here instead. A record is a few hundred bytes appended to a
 buffered file; the file is flushed every ``flush_seconds`` from the writing thread.
 
+A write that the disk refuses (full, gone read-only) raises an :class:`OSError` that
+keeps its errno and names the event file and the reason, e.g. ``... no space left on
+device``: the thread's failure log then says what to fix. :meth:`EventWriter.close`
+releases the file even when its last flush fails.
+
 Example:
     >>> writer = EventWriter(log_dir / "tensorboard" / "inference")  # doctest: +SKIP
     >>> writer.scalar("inference/step_interval", 0.1, step=1)       # doctest: +SKIP
@@ -12,9 +17,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import cv2
@@ -43,13 +50,19 @@ class EventWriter(Owned):
         log_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.time()
         self.path = log_dir / f"events.out.tfevents.{stamp:.6f}.{socket.gethostname()}"
-        self._file = self.path.open("wb")
+        with self._disk_errors("creating"):
+            self._file = self.path.open("wb")
         self._records = RecordWriter(self._file)
         self._flush_seconds = flush_seconds
         self._last_flush = time.monotonic()
         self._dirty = False
-        self._write(Event(wall_time=stamp, file_version="brain.Event:2"))
-        self.flush()
+        try:
+            self._write(Event(wall_time=stamp, file_version="brain.Event:2"))
+            self.flush()
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            raise
 
     @writes
     def scalar(self, tag: str, value: float, step: int) -> None:
@@ -100,22 +113,44 @@ class EventWriter(Owned):
         calls this so its last records do not wait for its next write.
         """
         if self._dirty:
-            self._records.flush()
+            with self._disk_errors("flushing"):
+                self._records.flush()
             self._dirty = False
         self._last_flush = time.monotonic()
 
     @writes
     def close(self) -> None:
-        """Flush and close; later writes fail."""
-        if not self._file.closed:
-            self._records.flush()
-            self._file.close()
+        """Flush and close; later writes fail.
+
+        The file is closed even if the flush fails (the records it held are lost
+        either way); the flush's error is raised after that.
+        """
+        if self._file.closed:
+            return
+        try:
+            with self._disk_errors("closing"):
+                self._records.flush()
+        finally:
+            with contextlib.suppress(OSError):  # the same refusal again, already raised
+                self._file.close()
 
     def _write_summary(self, summary: Summary, step: int) -> None:
         self._write(Event(wall_time=time.time(), step=step, summary=summary))
 
     def _write(self, event: Event) -> None:
-        self._records.write(event.SerializeToString())
+        with self._disk_errors("writing"):
+            self._records.write(event.SerializeToString())
         self._dirty = True
         if time.monotonic() - self._last_flush >= self._flush_seconds:
             self.flush()
+
+    @contextlib.contextmanager
+    def _disk_errors(self, doing: str) -> Iterator[None]:
+        """Re-raise an OS error naming this event file and the reason in words."""
+        try:
+            yield
+        except OSError as error:
+            reason = os.strerror(error.errno).lower() if error.errno else str(error)
+            raise OSError(
+                error.errno, f"TensorBoard event file {self.path}: {reason} (while {doing})"
+            ) from error

@@ -1,12 +1,16 @@
 """System control: the main thread decides; background threads obey at safe points.
 
 The main thread writes :class:`SystemControl` (shutdown, pause, resume, start, save
-state). Each
-background thread gets a :class:`ThreadControl`: a read-only handle on the system's
-state plus the thread's own acknowledgement flag. A background thread calls
-:meth:`ThreadControl.manage_loop` at its safe points (between inference steps, between
-optimizer steps); while the system is paused that call parks the thread and reports it,
-so the main thread can wait until every thread really sits still.
+state). Each background thread gets a :class:`ThreadControl`: a read-only handle on the
+system's state plus the thread's own acknowledgement flag and heartbeat. A background
+thread calls :meth:`ThreadControl.manage_loop` at its safe points (between inference
+steps, between optimizer steps); while the system is paused that call parks the thread
+and reports it, so the main thread can wait until every thread really sits still.
+
+Every safe point is also a heartbeat: the handle records when the thread last passed
+one and what it is doing (:class:`Activity`). A thread blocked in an idle wait or parked
+for a pause is waiting for someone else, so it is never taken for hung; a thread that
+is running and has not beaten for a while is (see :meth:`ThreadControl.silent_for`).
 
 Waiting is event-driven: idle threads block in :meth:`ThreadControl.wait`, which any
 change of the system's state (or a data arrival) wakes at once. Nothing sleep-polls.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from collections.abc import Callable
 
 from typing_extensions import override
@@ -29,18 +34,54 @@ from ami.sharing import Owned, ReadOnlyHandle, writes
 
 
 class SystemState(enum.Enum):
-    """What the system is doing, as reported by the web API."""
+    """What the system is doing, as reported by the web API.
 
+    :attr:`SystemControl.state` only names a state once it is true: ``paused`` once
+    every live thread has parked (``pausing`` until then), ``stopped`` once every thread
+    has finished (``stopping`` from the shutdown request, or from the moment any thread
+    leaves its loop, since the main thread then stops the rest).
+    :attr:`SystemControl.requested` uses only ``active``, ``paused`` and ``stopped``.
+    """
+
+    STARTING = "starting"
     ACTIVE = "active"
+    PAUSING = "pausing"
     PAUSED = "paused"
+    STOPPING = "stopping"
     STOPPED = "stopped"
 
 
-class SystemControl(Owned):
-    """Shutdown flag, pause/resume and start signal; written by the main thread only."""
+class Activity(enum.Enum):
+    """What a background thread last reported doing, at its last heartbeat."""
 
-    def __init__(self) -> None:
+    STARTING = "starting"
+    """Acquiring resources or waiting for the start signal (``threads.start_timeout``)."""
+    RUNNING = "running"
+    """Working between safe points: expected to beat again soon."""
+    IDLE = "idle"
+    """Blocked in :meth:`ThreadControl.wait` until data or a state change arrives."""
+    PARKED = "parked"
+    """Sitting at a safe point during a pause."""
+    STOPPING = "stopping"
+    """Left its loop (shutdown, failure or its own end); cleaning up."""
+    FINISHED = "finished"
+    """Gone for good."""
+
+
+_BEATING = (Activity.RUNNING, Activity.STOPPING)
+"""Activities in which a thread owes heartbeats; the others wait on someone else."""
+
+
+class SystemControl(Owned):
+    """Shutdown flag, pause/resume and start signal; written by the main thread only.
+
+    Args:
+        clock: Monotonic seconds for heartbeats (a test may pass its own clock).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__("system_control")
+        self.clock = clock
         self._started = threading.Event()
         self._shutdown = threading.Event()
         self._resumed = threading.Event()
@@ -52,11 +93,28 @@ class SystemControl(Owned):
         self._handles: list[ThreadControl] = []
 
     @property
-    def state(self) -> SystemState:
-        """The requested state (threads may still be on their way to it)."""
+    def requested(self) -> SystemState:
+        """The state asked for: active, paused or stopped (threads may be on their way)."""
         if self._shutdown.is_set():
             return SystemState.STOPPED
         return SystemState.ACTIVE if self._resumed.is_set() else SystemState.PAUSED
+
+    @property
+    def state(self) -> SystemState:
+        """The state the threads are really in; never one they have not reached yet."""
+        with self._acknowledged:
+            activities = [handle.activity for handle in self._handles]
+            ending = (Activity.STOPPING, Activity.FINISHED)
+            if self._shutdown.is_set() or any(a in ending for a in activities):
+                done = all(a is Activity.FINISHED for a in activities)
+                return SystemState.STOPPED if done else SystemState.STOPPING
+            if not self._started.is_set():
+                return SystemState.STARTING
+            if self._resumed.is_set():
+                return SystemState.ACTIVE
+            pause = self._pauses
+            parked = all(h._parked_for == pause or not h.alive for h in self._handles)
+            return SystemState.PAUSED if parked else SystemState.PAUSING
 
     @writes
     def handle_for(self, name: str) -> ThreadControl:
@@ -122,9 +180,9 @@ class SystemControl(Owned):
                 return all(h._parked_for == pause or not h.alive for h in self._handles)
 
             self._acknowledged.wait_for(
-                lambda: self.state is not SystemState.PAUSED or all_parked(), timeout
+                lambda: self.requested is not SystemState.PAUSED or all_parked(), timeout
             )
-            return all_parked() and self.state is SystemState.PAUSED
+            return all_parked() and self.requested is SystemState.PAUSED
 
     def _wake_all(self) -> None:
         for handle in self._handles:
@@ -132,11 +190,11 @@ class SystemControl(Owned):
 
 
 class ThreadControl(ReadOnlyHandle):
-    """A background thread's view of system control, and its own pause acknowledgement.
+    """A background thread's view of system control, its pause acknowledgement and pulse.
 
     The system's flags are read-only here (``pause()`` and the like raise
     :class:`~ami.sharing.ReadOnlyError`); the only things this handle writes are its
-    own thread's acknowledgement and wake-up signal.
+    own thread's acknowledgement, heartbeat and wake-up signal.
     """
 
     def __init__(self, system: SystemControl, name: str) -> None:
@@ -146,6 +204,9 @@ class ThreadControl(ReadOnlyHandle):
         self._parked_for: int | None = None
         """Number of the pause this thread is parked for; None while it runs."""
         self._alive = True
+        self._pulse = (Activity.STARTING, system.clock())
+        """(activity, time of the last heartbeat): one tuple, so a reader on another
+        thread never pairs a new activity with an old beat."""
         self._pause_listeners: list[Callable[[], None]] = []
         self._resume_listeners: list[Callable[[], None]] = []
 
@@ -158,8 +219,8 @@ class ThreadControl(ReadOnlyHandle):
         return not self._system._shutdown.is_set()
 
     def is_paused(self) -> bool:
-        """True while the system is paused (and not shutting down)."""
-        return self._system.state is SystemState.PAUSED
+        """True while a pause is requested (and no shutdown)."""
+        return self._system.requested is SystemState.PAUSED
 
     @property
     def save_requests(self) -> int:
@@ -176,11 +237,54 @@ class ThreadControl(ReadOnlyHandle):
         """False once the thread has left its loop for good."""
         return self._alive
 
+    @property
+    def activity(self) -> Activity:
+        """What the thread reported doing at its last heartbeat."""
+        return self._pulse[0]
+
+    @property
+    def last_beat(self) -> float:
+        """Time of the last heartbeat, on the system's clock."""
+        return self._pulse[1]
+
+    def silent_for(self, now: float | None = None) -> float | None:
+        """Seconds without a heartbeat while the thread owes one, else None.
+
+        None while it starts, waits idle, sits parked or has finished: then it waits
+        for the main thread or for data, and silence says nothing about its health.
+        """
+        activity, beat = self._pulse
+        if activity not in _BEATING:
+            return None
+        return (self._system.clock() if now is None else now) - beat
+
+    def beat(self) -> None:
+        """Report that the thread is working and healthy (called by the thread itself).
+
+        Safe points beat by themselves; call this inside a long stretch of work that
+        has none, so the main thread does not take the thread for hung.
+        """
+        self._report(self.activity)
+
+    def mark_stopping(self) -> None:
+        """Record that the thread left its loop and is cleaning up (thread itself)."""
+        self._pulse = (Activity.STOPPING, self._system.clock())
+
     def mark_finished(self) -> None:
-        """Record that the thread left its loop (called by the thread itself)."""
+        """Record that the thread is gone for good (called by the thread itself, last)."""
         with self._system._acknowledged:
             self._alive = False
+            self._pulse = (Activity.FINISHED, self._system.clock())
             self._system._acknowledged.notify_all()
+
+    def _report(self, activity: Activity) -> None:
+        """A heartbeat doing ``activity``; once the thread left its loop it stays stopping."""
+        current = self._pulse[0]
+        if current is Activity.FINISHED:
+            return
+        if current is Activity.STOPPING:
+            activity = Activity.STOPPING
+        self._pulse = (activity, self._system.clock())
 
     def on_pause(self, listener: Callable[[], None]) -> None:
         """Run ``listener`` on this thread each time it parks (e.g. release OSC inputs)."""
@@ -193,10 +297,12 @@ class ThreadControl(ReadOnlyHandle):
     def wait_for_start(self) -> bool:
         """Block until the main thread starts the system; False if it shut down instead."""
         self._system._started.wait()
+        self._report(Activity.RUNNING)
         return self.is_active()
 
     def manage_loop(self) -> bool:
-        """Call at each safe point: parks while paused; False once shutdown was requested."""
+        """Call at each safe point: a heartbeat; parks while paused; False after shutdown."""
+        self._report(Activity.RUNNING)
         if not self._system._resumed.is_set():
             self._park()
         return self.is_active()
@@ -204,11 +310,17 @@ class ThreadControl(ReadOnlyHandle):
     def wait(self, timeout: float | None = None) -> bool:
         """Sleep until woken (new data, pause, resume, shutdown) or ``timeout`` passes.
 
+        The thread counts as idle meanwhile (alive, owing no heartbeat).
+
         Returns:
             True if something woke the thread, False on timeout.
         """
-        woken = self._wake.wait(timeout)
-        self._wake.clear()
+        self._report(Activity.IDLE)
+        try:
+            woken = self._wake.wait(timeout)
+            self._wake.clear()
+        finally:
+            self._report(Activity.RUNNING)
         return woken
 
     def wake(self) -> None:
@@ -221,12 +333,14 @@ class ThreadControl(ReadOnlyHandle):
         system = self._system
         with system._acknowledged:
             self._parked_for = system._pauses
+            self._report(Activity.PARKED)
             system._acknowledged.notify_all()
         try:
             system._resumed.wait()
         finally:
             with system._acknowledged:
                 self._parked_for = None
+                self._report(Activity.RUNNING)
         if self.is_active():
             for listener in self._resume_listeners:
                 listener()

@@ -4,7 +4,14 @@ Subclasses fill in hooks instead of writing a ``run()``: :meth:`on_start` (acqui
 resources, on the thread itself), :meth:`on_tick` (one unit of work, or a wait),
 :meth:`on_end` (normal shutdown), :meth:`on_exception` and :meth:`on_finally` (always,
 e.g. release VRChat inputs). A failure anywhere is logged with its traceback, kept in
-:attr:`error` and reported to the main thread, which then stops the whole system.
+:attr:`error` and reported to the main thread at once, which then stops the whole system.
+
+The thread's end is reported in a ``finally`` that cleanup cannot skip: if
+:meth:`on_finally` or closing the TensorBoard writer raises (a full disk makes the
+writer's last flush fail again), the error is logged, kept (as :attr:`error` if there
+was none, else as a note on it) and the thread still marks itself finished and wakes
+the main thread. Skipping that once left a dead thread reported alive, a pause never
+acknowledged and a run without ``max_uptime`` running until killed.
 """
 
 from __future__ import annotations
@@ -54,6 +61,9 @@ class BackgroundThread(ABC):
         self._tensorboard_dir = Path(tensorboard_dir)
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.error: BaseException | None = None
+        """What ended this thread, if a failure did (a cleanup failure counts)."""
+        self.cleanup_errors: list[BaseException] = []
+        """Failures while cleaning up, in order, whether or not they became :attr:`error`."""
         self.ready = threading.Event()
         """Set once :meth:`on_start` has finished (or failed)."""
         self._control: ThreadControl | None = None
@@ -126,29 +136,73 @@ class BackgroundThread(ABC):
     def _run(self) -> None:
         control = self.control
         try:
-            self._use_torch_threads()
-            self.metrics = EventWriter(self._tensorboard_dir)
-            control.on_pause(self.metrics.flush)
-            self.on_start()
-            self.ready.set()
-            self._notify_main()
-            if control.wait_for_start():
-                while not self._done and control.manage_loop():
-                    self.on_tick()
-            self.on_end()
+            self._live(control)
         except BaseException as error:
-            self.error = error
-            logger.exception("thread %s failed; stopping the system", self.name)
-            self.on_exception(error)
+            self._fail(control, error)
         finally:
             try:
-                self.on_finally()
-            except Exception as error:
-                logger.exception("thread %s failed while cleaning up", self.name)
-                if self.error is None:
-                    self.error = error
-            if hasattr(self, "metrics"):
+                self._clean_up()
+            finally:
+                control.mark_finished()
+                self.ready.set()
+                self._notify_main()
+
+    def _live(self, control: ThreadControl) -> None:
+        self._use_torch_threads()
+        self.metrics = EventWriter(self._tensorboard_dir)
+        control.on_pause(self.metrics.flush)
+        self.on_start()
+        self.ready.set()
+        self._notify_main()
+        if control.wait_for_start():
+            while not self._done and control.manage_loop():
+                self.on_tick()
+        control.mark_stopping()
+        self._notify_main()  # the main thread stops the others now, not after cleanup
+        self.on_end()
+
+    def _fail(self, control: ThreadControl, error: BaseException) -> None:
+        self.error = error
+        control.mark_stopping()
+        logger.exception("thread %s failed: %s; stopping the system", self.name, _describe(error))
+        self._notify_main()
+        try:
+            self.on_exception(error)
+        except BaseException as hook_error:
+            self._cleanup_failed("in on_exception", hook_error)
+
+    def _clean_up(self) -> None:
+        """Run every cleanup step, whatever the ones before it did."""
+        try:
+            self.on_finally()
+        except BaseException as error:
+            self._cleanup_failed("in on_finally", error)
+        if hasattr(self, "metrics"):
+            try:
                 self.metrics.close()
-            control.mark_finished()
-            self.ready.set()
-            self._notify_main()
+            except BaseException as error:
+                self._cleanup_failed("closing its TensorBoard writer", error)
+
+    def _cleanup_failed(self, where: str, error: BaseException) -> None:
+        """Log a cleanup failure and keep it: never swallowed, never the end of cleanup."""
+        self.cleanup_errors.append(error)
+        logger.error(
+            "thread %s failed while cleaning up (%s): %s",
+            self.name,
+            where,
+            _describe(error),
+            exc_info=error,
+        )
+        first = self.error
+        if first is None:
+            self.error = error
+            return
+        if error is first:
+            return
+        first.add_note(f"then, while cleaning up ({where}): {_describe(error)}")
+        if error.__context__ is None:
+            error.__context__ = first  # its traceback then shows what it followed
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"

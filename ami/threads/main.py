@@ -7,10 +7,20 @@ Order of a run:
    their one-off import stall happens before the agent moves);
 3. freeze the garbage collector's view of everything built so far and release the
    threads together;
-4. serve requests until a shutdown request, ``max_uptime``, Ctrl+C / SIGTERM or a
-   thread's failure;
-5. stop in order: shutdown flag, join inference (it releases the world's inputs), join
-   training, close the API. The exit code is 0 unless a thread failed or hung.
+4. serve requests until a shutdown request, ``max_uptime``, Ctrl+C / SIGTERM, a
+   thread's end or failure, or a hung thread;
+5. stop: raise the shutdown flag and keep serving the API (it reports ``stopping``)
+   until every thread has finished or ``threads.stop_timeout`` has passed, then join
+   inference (it releases the world's inputs) and training, close the API and log a
+   summary. The exit code is 0 unless a thread failed or hung.
+
+Liveness: a thread that fails or leaves its loop wakes this thread at once (its
+``finally`` cannot be skipped, see :mod:`ami.threads.background`). A thread that stays
+silent, running but without a heartbeat (:meth:`ThreadControl.manage_loop` between
+steps) for ``threads.hang_timeout`` seconds, is reported ``hung`` and stops the run with
+exit code 1; idle and parked threads wait on others and are never hung. The select
+loop sleeps until the nearest such deadline, so checking costs one wake-up per
+``hang_timeout`` at most, not a poll.
 """
 
 from __future__ import annotations
@@ -25,15 +35,36 @@ import time
 import types
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from ami.config_checks import positive_number
-from ami.system.control import SystemControl, SystemState
+from ami.system.control import Activity, SystemControl, SystemState
 from ami.threads.background import BackgroundThread
+from ami.threads.liveness import Hang, HangWatch
 from ami.threads.waker import Waker
 from ami.web.api import ControlAPI
 
 logger = logging.getLogger(__name__)
+
+
+class ExperienceCounts(Protocol):
+    """The hand-off's counters (a :class:`~ami.data.StepCollector`), read for the status.
+
+    Drops and a growing queue mean training does not keep up; the status and the final
+    summary show them so that nobody has to dig through charts to notice.
+    """
+
+    @property
+    def pending(self) -> int:
+        """Steps waiting for the training thread."""
+
+    @property
+    def appended_total(self) -> int:
+        """Steps appended so far, dropped ones included."""
+
+    @property
+    def dropped_total(self) -> int:
+        """Steps lost because nobody took them in time."""
 
 
 class MainThread:
@@ -46,13 +77,17 @@ class MainThread:
         api: The control API, or None to run without one.
         max_uptime: Seconds after which the run ends cleanly; None runs until stopped.
         start_timeout: Seconds the threads may take to get ready.
-        stop_timeout: Seconds each thread may take to stop.
+        stop_timeout: Seconds the threads may take to stop, from the shutdown request.
         freeze_gc: Move everything built before the start out of the collector's sight,
             so full collections stay short while large models are loaded.
         gil_switch_interval: Seconds a thread running Python code may keep the GIL
             while another waits for it (``sys.setswitchinterval``) during the run;
             Python's 5 ms default lets the training thread's Python work delay an
             inference step by that much. None leaves it as it is.
+        hang_timeout: Seconds a running thread may go without a heartbeat before it is
+            reported hung and the run stops with exit code 1; None disables the check.
+            Raise it if one optimizer step (or a checkpoint save) can take longer.
+        collector: The experience hand-off, whose counts the status reports.
     """
 
     def __init__(
@@ -65,6 +100,8 @@ class MainThread:
         stop_timeout: float = 30.0,
         freeze_gc: bool = True,
         gil_switch_interval: float | None = 0.001,
+        hang_timeout: float | None = 30.0,
+        collector: ExperienceCounts | None = None,
     ) -> None:
         self.check_max_uptime(max_uptime)
         self.system = system
@@ -77,9 +114,16 @@ class MainThread:
         if gil_switch_interval is not None:
             positive_number("threads.gil_switch_interval", gil_switch_interval)
         self.gil_switch_interval = gil_switch_interval
+        self.hang_watch = HangWatch(self.threads, hang_timeout)
+        self.collector = collector
         self.hung: list[str] = []
+        """Threads reported hung, or abandoned because they did not stop in time."""
+        self._hung_at: dict[str, str] = {}
+        """Where each hung thread was stuck (its innermost frame), for the status."""
         self._waker = Waker()
         self._started_at: float | None = None
+        self._stop_deadline: float | None = None
+        """Set when the stop begins: the threads must have finished by then."""
         for thread in self.threads:
             thread.bind(system.handle_for(thread.name), self._waker.notify)
 
@@ -109,28 +153,67 @@ class MainThread:
         finally:
             self._waker.close()
             sys.setswitchinterval(switch_interval)
-        failed = [thread.name for thread in self.threads if thread.error is not None]
-        if failed or self.hung:
-            logger.error("run failed: thread(s) %s", ", ".join(failed + self.hung))
+        reasons = [
+            f"{thread.name} failed ({type(thread.error).__name__}: {thread.error})"
+            for thread in self.threads
+            if thread.error is not None
+        ] + [f"{name} hung" for name in self.hung]
+        if reasons:
+            logger.error("run failed: thread %s", "; thread ".join(reasons))
             return 1
         return 0
 
     def status(self) -> dict[str, Any]:
-        """The system's state and each thread's progress, for the web API."""
+        """The system's state and each thread's progress, for the web API.
+
+        Every field is a fact at the time of the call: ``status`` is ``paused`` only
+        once every live thread has parked (``pausing`` before), ``stopping`` from the
+        moment a stop is due (a request, a thread's end, failure or hang).
+        """
         uptime = time.monotonic() - self._started_at if self._started_at is not None else 0.0
-        return {
+        report: dict[str, Any] = {
             "status": self.system.state.value,
             "uptime_seconds": round(uptime, 3),
             "process_threads": sorted(thread.name for thread in threading.enumerate()),
-            "threads": {
-                thread.name: {
-                    "alive": thread.control.alive,
-                    "parked": thread.control.parked,
-                    "error": repr(thread.error) if thread.error is not None else None,
-                    **thread.status(),
-                }
-                for thread in self.threads
-            },
+            "threads": {thread.name: self._thread_status(thread) for thread in self.threads},
+        }
+        if self.collector is not None:
+            report["collector"] = self._collector_counts(self.collector)
+        return report
+
+    def _thread_status(self, thread: BackgroundThread) -> dict[str, Any]:
+        control = thread.control
+        entry: dict[str, Any] = {
+            "alive": control.alive,
+            "state": self._thread_state(thread),
+            "parked": control.parked,
+            "seconds_since_heartbeat": round(self.system.clock() - control.last_beat, 3),
+            "error": repr(thread.error) if thread.error is not None else None,
+        }
+        if thread.name in self._hung_at:
+            entry["hung_at"] = self._hung_at[thread.name]
+        entry.update(thread.status())
+        return entry
+
+    def _thread_state(self, thread: BackgroundThread) -> str:
+        """One of: starting, running, idle, parked, stopping, hung, finished, failed.
+
+        ``hung`` is this thread's verdict and sticks until the thread finishes; the
+        others are what the thread last reported of itself.
+        """
+        activity = thread.control.activity
+        if activity is Activity.FINISHED:
+            return "failed" if thread.error is not None else "finished"
+        if thread.name in self.hung:
+            return "hung"
+        return str(activity.value)
+
+    @staticmethod
+    def _collector_counts(collector: ExperienceCounts) -> dict[str, int]:
+        return {
+            "appended": collector.appended_total,
+            "pending": collector.pending,
+            "dropped": collector.dropped_total,
         }
 
     def _start(self) -> bool:
@@ -140,7 +223,7 @@ class MainThread:
         with selectors.DefaultSelector() as selector:
             selector.register(self._waker, selectors.EVENT_READ)
             while not all(thread.ready.is_set() for thread in self.threads):
-                if any(thread.finished for thread in self.threads):
+                if any(_has_ended(thread) for thread in self.threads):
                     break  # one failed during set-up: stop the others now
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -151,7 +234,7 @@ class MainThread:
                     )
                 selector.select(remaining)
                 self._waker.drain()
-        if any(thread.finished for thread in self.threads):
+        if any(_has_ended(thread) for thread in self.threads):
             return False
         if self.freeze_gc:
             gc.collect()
@@ -165,48 +248,135 @@ class MainThread:
         return True
 
     def _serve(self) -> None:
-        assert self._started_at is not None
-        deadline = None if self.max_uptime is None else self._started_at + self.max_uptime
         with selectors.DefaultSelector() as selector:
             selector.register(self._waker, selectors.EVENT_READ)
             if self.api is not None:
-                selector.register(self.api, selectors.EVENT_READ)
-            while self.system.state is not SystemState.STOPPED:
-                if any(thread.finished for thread in self.threads):
-                    return
-                timeout = None if deadline is None else deadline - time.monotonic()
-                if timeout is not None and timeout <= 0:
-                    logger.info("max_uptime of %s s reached; stopping", self.max_uptime)
-                    return
-                for key, _ in selector.select(timeout):
+                self.api.register(selector)  # its sockets never block this loop
+            # Runs on through the stop, so the API reports it (stopping, a hung thread).
+            while not self._run_over():
+                timeout = self._select_timeout()
+                if self.api is not None:
+                    timeout = self.api.timeout(timeout)  # its nearest deadline, if sooner
+                for key, events in selector.select(timeout):
                     if key.fileobj is self._waker:
                         self._waker.drain()
                     elif self.api is not None:
-                        self.api.handle_request()
+                        self.api.on_ready(key, events)
+                if self.api is not None:
+                    self.api.poll()
 
     def _stop(self) -> None:
         with _signals_ignored():
             self._stop_in_order()
 
     def _stop_in_order(self) -> None:
-        self.system.shutdown()
+        self._begin_stop()
+        assert self._stop_deadline is not None
         for thread in self.threads:
             if not thread.thread.is_alive() and thread.thread.ident is None:
                 continue
-            thread.thread.join(self.stop_timeout)
+            thread.thread.join(max(0.0, self._stop_deadline - time.monotonic()))
             if thread.thread.is_alive():
                 logger.error(
-                    "thread %s did not stop within %s s (threads.stop_timeout); abandoning it",
+                    "thread %s did not stop within %s s of the shutdown request "
+                    "(threads.stop_timeout); abandoning it",
                     thread.name,
                     self.stop_timeout,
                 )
-                self.hung.append(thread.name)
+                if thread.name not in self.hung:
+                    self.hung.append(thread.name)
         if self.api is not None:
             self.api.close()
         if self.freeze_gc:
             gc.unfreeze()
-        summary = {thread.name: dict(thread.status()) for thread in self.threads}
+        summary: dict[str, Mapping[str, Any]] = {
+            thread.name: {"state": self._thread_state(thread), **thread.status()}
+            for thread in self.threads
+        }
+        if self.collector is not None:
+            summary["collector"] = self._collector_counts(self.collector)
         logger.info("stopped: %s", _compact(summary))
+
+    def _run_over(self) -> bool:
+        """Start the stop when something calls for it; True once the threads are done.
+
+        Called before every ``select()``: a thread's end or failure woke the loop, a
+        hang or ``max_uptime`` is found because the timeout ends at its deadline.
+        """
+        if self._stop_deadline is None:
+            self._check_for_stop()
+        if self._stop_deadline is None:
+            return False
+        started = [thread for thread in self.threads if thread.thread.ident is not None]
+        finished = all(not thread.control.alive for thread in started)
+        return finished or time.monotonic() >= self._stop_deadline
+
+    def _check_for_stop(self) -> None:
+        if self.system.requested is SystemState.STOPPED:
+            logger.info("shutdown requested; stopping")
+            self._begin_stop()
+            return
+        for thread in self.threads:
+            if thread.error is not None:
+                self._begin_stop()  # the thread has logged its error and traceback
+                return
+            if thread.control.activity in (Activity.STOPPING, Activity.FINISHED):
+                logger.info("thread %s ended; stopping", thread.name)
+                self._begin_stop()
+                return
+        hang = self.hang_watch.find(known=self.hung)
+        if hang is not None:
+            self._report_hung(hang)
+            self._begin_stop()
+            return
+        if self._uptime_left() == 0.0:
+            logger.info("max_uptime of %s s reached; stopping", self.max_uptime)
+            self._begin_stop()
+
+    def _begin_stop(self) -> None:
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + self.stop_timeout
+        self.system.shutdown()
+
+    def _select_timeout(self) -> float | None:
+        """Seconds until the loop must look again: the nearest stop, uptime or hang deadline.
+
+        With no deadline at all (no ``max_uptime``, no hang check) it sleeps until woken.
+        """
+        if self._stop_deadline is not None:
+            return max(0.0, self._stop_deadline - time.monotonic())
+        waits = [self._uptime_left(), self.hang_watch.seconds_to_next_check()]
+        known = [wait for wait in waits if wait is not None]
+        return min(known) if known else None
+
+    def _uptime_left(self) -> float | None:
+        if self.max_uptime is None or self._started_at is None:
+            return None
+        return max(0.0, self._started_at + self.max_uptime - time.monotonic())
+
+    def _report_hung(self, hang: Hang) -> None:
+        name = hang.thread.name
+        self.hung.append(name)
+        self._hung_at[name] = hang.where
+        logger.error(
+            "thread %s is hung: no heartbeat for %.1f s (threads.hang_timeout=%s) while "
+            "%s, stuck at %s; stopping the run (exit code 1). Progress: %s. Its stack:\n%s",
+            name,
+            hang.silent_seconds,
+            self.hang_watch.timeout,
+            hang.doing,
+            hang.where,
+            dict(hang.thread.status()),
+            hang.stack,
+        )
+
+
+def _has_ended(thread: BackgroundThread) -> bool:
+    """Whether the thread failed or left its loop (it may still be cleaning up)."""
+    return thread.error is not None or thread.control.activity in (
+        Activity.STOPPING,
+        Activity.FINISHED,
+    )
 
 
 def _compact(summary: Mapping[str, Any]) -> str:

@@ -1,11 +1,16 @@
+import errno
+import io
+import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.summary.writer.record_writer import RecordWriter
 
 from ami.metrics import EventWriter
 from ami.sharing import OwnershipError
@@ -72,3 +77,39 @@ def test_bad_image_shape_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"bad: an image must be \(3, H, W\), got \(5, 4\)"):
         writer.image("bad", torch.zeros(5, 4), step=0)
     writer.close()
+
+
+class FullDisk(io.RawIOBase):
+    """A file on a disk that is full: every write is refused with ENOSPC."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def fill_disk(writer: EventWriter) -> None:
+    """From now on the writer's file refuses writes, as a full disk would."""
+    writer._file = io.BufferedWriter(FullDisk())
+    writer._records = RecordWriter(writer._file)
+
+
+def test_a_full_disk_fails_with_an_error_naming_the_event_file(tmp_path: Path) -> None:
+    writer = EventWriter(tmp_path, flush_seconds=0.0)
+    fill_disk(writer)
+    with pytest.raises(OSError, match="no space left on device") as failure:
+        writer.scalar("x", 1.0, 1)
+    assert failure.value.errno == errno.ENOSPC, "the errno survives for callers that check it"
+    assert str(writer.path) in str(failure.value)
+    assert isinstance(failure.value.__cause__, OSError)
+
+
+def test_close_releases_the_file_even_when_its_last_flush_is_refused(tmp_path: Path) -> None:
+    writer = EventWriter(tmp_path)  # records wait in memory for the next flush
+    fill_disk(writer)
+    writer.scalar("x", 1.0, 1)
+    with pytest.raises(OSError, match=r"no space left on device \(while closing\)"):
+        writer.close()
+    assert writer._file.closed
+    writer.close()  # closing again is a no-op, not a second failure

@@ -1,10 +1,22 @@
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
 from ami.sharing import OwnershipError, ReadOnlyError
 from ami.system import SystemControl, SystemState, ThreadControl
+from ami.system.control import Activity
+
+DEADLINE = 30.0
+"""Seconds a condition may take on a busy machine before the test calls it a deadlock."""
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.005)
 
 
 def start_loop(system: SystemControl, name: str, work_seconds: float = 0.001):
@@ -25,54 +37,130 @@ def start_loop(system: SystemControl, name: str, work_seconds: float = 0.001):
     return control, thread, ticks
 
 
-def test_states() -> None:
+def test_requested_state_follows_the_main_threads_calls() -> None:
     system = SystemControl()
+    assert system.requested is SystemState.ACTIVE
+    system.pause()
+    assert system.requested is SystemState.PAUSED
+    system.resume()
+    assert system.requested is SystemState.ACTIVE
+    system.shutdown()
+    assert system.requested is SystemState.STOPPED
+    system.pause()  # no effect once stopped
+    assert system.requested is SystemState.STOPPED
+
+
+def test_without_threads_the_state_is_reached_as_soon_as_it_is_asked_for() -> None:
+    system = SystemControl()
+    assert system.state is SystemState.STARTING
+    system.start()
     assert system.state is SystemState.ACTIVE
     system.pause()
-    assert system.state is SystemState.PAUSED
+    assert system.state is SystemState.PAUSED, "no live thread left to park"
     system.resume()
-    assert system.state is SystemState.ACTIVE
     system.shutdown()
     assert system.state is SystemState.STOPPED
-    system.pause()  # no effect once stopped
+
+
+def test_state_says_pausing_until_every_live_thread_has_parked() -> None:
+    system = SystemControl()
+    quick_control = system.handle_for("quick")
+    quick = start_worker(quick_control)
+    busy = system.handle_for("busy")
+    working, release = threading.Event(), threading.Event()
+
+    def loop() -> None:
+        busy.wait_for_start()
+        while busy.manage_loop():
+            working.set()
+            assert release.wait(DEADLINE)  # one long unit of work, ended by the test
+        busy.mark_finished()
+
+    thread = threading.Thread(target=loop, name="busy", daemon=True)
+    thread.start()
+    system.start()
+    assert working.wait(DEADLINE)
+    system.pause()
+    wait_for(lambda: quick_control.parked, "quick parks")
+    assert system.state is SystemState.PAUSING, "busy is still working"
+    assert not system.wait_until_paused(0)
+    release.set()
+    assert system.wait_until_paused(DEADLINE)
+    assert system.state is SystemState.PAUSED
+    system.shutdown()
+    for worker in (quick, thread):
+        worker.join(DEADLINE)
+
+
+def test_state_says_stopping_until_every_thread_has_finished() -> None:
+    system = SystemControl()
+    a, b = system.handle_for("a"), system.handle_for("b")
+    system.start()
+    system.shutdown()
+    assert system.state is SystemState.STOPPING
+    a.mark_stopping()
+    a.mark_finished()
+    assert system.state is SystemState.STOPPING, "b has not finished"
+    b.mark_finished()
     assert system.state is SystemState.STOPPED
+
+
+def test_a_thread_leaving_its_loop_makes_the_run_stopping_before_any_request() -> None:
+    system = SystemControl()
+    failing, _ = system.handle_for("failing"), system.handle_for("other")
+    system.start()
+    assert system.state is SystemState.ACTIVE
+    failing.mark_stopping()  # it failed and is cleaning up; the main thread will stop all
+    assert system.state is SystemState.STOPPING
+    system.pause()
+    assert system.state is SystemState.STOPPING, "never paused while a thread is gone"
 
 
 def test_pause_is_acknowledged_and_threads_stop_working() -> None:
     system = SystemControl()
     loops = [start_loop(system, name) for name in ("a", "b")]
     system.start()
-    time.sleep(0.05)
-    started = time.monotonic()
+    wait_for(lambda: all(ticks["count"] > 0 for _, _, ticks in loops), "both threads work")
     system.pause()
-    assert system.wait_until_paused(timeout=1.0)
-    assert time.monotonic() - started < 0.5  # one unit of work (1 ms), with CI headroom
+    assert system.wait_until_paused(timeout=DEADLINE)
     assert all(control.parked for control, _, _ in loops)
     counts = [ticks["count"] for _, _, ticks in loops]
     time.sleep(0.05)
     assert [ticks["count"] for _, _, ticks in loops] == counts
     system.resume()
-    deadline = time.monotonic() + 5
-    while not all(ticks["count"] > count for (_, _, ticks), count in zip(loops, counts)):
-        assert time.monotonic() < deadline, "threads did not resume"
-        time.sleep(0.01)
+    wait_for(
+        lambda: all(ticks["count"] > count for (_, _, ticks), count in zip(loops, counts)),
+        "the threads resume",
+    )
     assert not any(control.parked for control, _, _ in loops)
     system.shutdown()
     for _, thread, _ in loops:
-        thread.join(2)
+        thread.join(DEADLINE)
         assert not thread.is_alive()
 
 
 def test_wait_until_paused_times_out_while_a_thread_is_busy() -> None:
     system = SystemControl()
-    _, thread, _ = start_loop(system, "slow", work_seconds=0.5)
+    control = system.handle_for("slow")
+    working, release = threading.Event(), threading.Event()
+
+    def loop() -> None:
+        control.wait_for_start()
+        while control.manage_loop():
+            working.set()
+            assert release.wait(DEADLINE)
+        control.mark_finished()
+
+    thread = threading.Thread(target=loop, name="slow", daemon=True)
+    thread.start()
     system.start()
-    time.sleep(0.05)
+    assert working.wait(DEADLINE)
     system.pause()
     assert not system.wait_until_paused(timeout=0.05)
-    assert system.wait_until_paused(timeout=2.0)
+    release.set()
+    assert system.wait_until_paused(timeout=DEADLINE)
     system.shutdown()
-    thread.join(2)
+    thread.join(DEADLINE)
 
 
 def test_shutdown_releases_parked_and_waiting_threads() -> None:
@@ -88,11 +176,11 @@ def test_shutdown_releases_parked_and_waiting_threads() -> None:
 
     threading.Thread(target=idle, daemon=True).start()
     system.start()
-    time.sleep(0.02)
+    wait_for(lambda: control.activity is Activity.IDLE, "the thread waits idle")
     system.pause()
-    assert system.wait_until_paused(1.0)
+    assert system.wait_until_paused(DEADLINE)
     system.shutdown()
-    assert finished.wait(1.0)
+    assert finished.wait(DEADLINE)
 
 
 def test_wait_is_woken_by_wake_and_times_out_otherwise() -> None:
@@ -155,7 +243,7 @@ def test_background_threads_cannot_control_the_system() -> None:
     thread.join(2)
     assert len(errors) == 1
     assert "system_control.pause" in str(errors[0])
-    assert system.state is SystemState.ACTIVE
+    assert system.requested is SystemState.ACTIVE
 
 
 def test_handles_refuse_control_methods_with_a_clear_error() -> None:
@@ -201,9 +289,84 @@ def test_pause_resume_stress(cycles: int) -> None:
     system.start()
     for _ in range(cycles):
         system.pause()
-        assert system.wait_until_paused(timeout=1.0)
+        assert system.wait_until_paused(timeout=DEADLINE)
         system.resume()
     system.shutdown()
     for _, thread, _ in loops:
-        thread.join(2)
+        thread.join(DEADLINE)
         assert not thread.is_alive()
+
+
+class FakeClock:
+    """Heartbeat time that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_safe_points_are_heartbeats_and_silence_counts_only_while_running() -> None:
+    clock = FakeClock()
+    system = SystemControl(clock=clock)
+    control = system.handle_for("worker")
+    assert control.activity is Activity.STARTING
+    clock.now += 50
+    assert control.silent_for() is None, "starting is bounded by threads.start_timeout"
+    system.start()
+    assert control.wait_for_start()
+    assert (control.activity, control.last_beat) == (Activity.RUNNING, 150.0)
+    clock.now += 7
+    assert control.silent_for() == 7.0
+    assert control.manage_loop()
+    assert control.last_beat == 157.0 and control.silent_for() == 0.0
+    clock.now += 2
+    control.beat()  # a long stretch of work that has no safe point
+    assert control.silent_for() == 0.0
+    control.mark_stopping()
+    clock.now += 3
+    assert (control.activity, control.silent_for()) == (Activity.STOPPING, 3.0)
+    control.manage_loop()  # a safe point passed during cleanup keeps it stopping
+    assert control.activity is Activity.STOPPING
+    control.mark_finished()
+    clock.now += 1000
+    assert (control.activity, control.silent_for(), control.alive) == (
+        Activity.FINISHED,
+        None,
+        False,
+    )
+
+
+def test_an_idle_or_parked_thread_owes_no_heartbeat() -> None:
+    clock = FakeClock()
+    system = SystemControl(clock=clock)
+    control = system.handle_for("worker")
+    wake_seen = threading.Event()
+
+    def loop() -> None:
+        control.wait_for_start()
+        while control.manage_loop():
+            if control.wait():
+                wake_seen.set()
+        control.mark_finished()
+
+    thread = threading.Thread(target=loop, name="worker", daemon=True)
+    thread.start()
+    system.start()
+    wait_for(lambda: control.activity is Activity.IDLE, "the worker waits idle")
+    clock.now += 1000
+    assert control.silent_for() is None, "blocked in wait(): waiting for data, not hung"
+    control.wake()
+    assert wake_seen.wait(DEADLINE)
+    system.pause()
+    assert system.wait_until_paused(DEADLINE)
+    assert control.activity is Activity.PARKED
+    clock.now += 1000
+    assert control.silent_for() is None, "parked for a pause: waiting for resume"
+    beat_before_resume = control.last_beat
+    system.resume()
+    wait_for(lambda: control.last_beat > beat_before_resume, "leaving the pause beats")
+    system.shutdown()
+    thread.join(DEADLINE)
+    assert not thread.is_alive()
