@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ami.models.wrapper import ModelWrapper
+from ami.models.gate import ModelGate
 from ami.trainers.trainer import Trainer
 
 logger = logging.getLogger(__name__)
@@ -28,14 +28,12 @@ FORMAT = 1
 FILE_NAME = "latest.pt"
 
 
-def save_checkpoint(
-    directory: Path, models: Mapping[str, ModelWrapper], trainers: Mapping[str, Trainer]
-) -> Path:
+def save_checkpoint(directory: Path, models: ModelGate, trainers: Mapping[str, Trainer]) -> Path:
     """Write ``directory/latest.pt`` atomically; returns its path."""
     directory.mkdir(parents=True, exist_ok=True)
     state = {
         "format": FORMAT,
-        "models": {name: model.training_module.state_dict() for name, model in models.items()},
+        "models": {name: models.training_module(name).state_dict() for name in models.names},
         "trainers": {name: trainer.state_dict() for name, trainer in trainers.items()},
     }
     path = directory / FILE_NAME
@@ -56,9 +54,7 @@ def resolve(source: Path) -> Path:
     )
 
 
-def load_checkpoint(
-    source: Path, models: Mapping[str, ModelWrapper], trainers: Mapping[str, Trainer]
-) -> Path:
+def load_checkpoint(source: Path, models: ModelGate, trainers: Mapping[str, Trainer]) -> Path:
     """Restore models (then publish them) and trainers from ``source``; returns the file.
 
     Raises:
@@ -66,21 +62,23 @@ def load_checkpoint(
             the message names both sets.
     """
     path = resolve(source)
-    device = next(iter(models.values())).inference.device if models else "cpu"
+    device = next(
+        (p.device for name in models.names for p in models.training_module(name).parameters()),
+        torch.device("cpu"),
+    )
     state: dict[str, Any] = torch.load(path, map_location=device, weights_only=True)
     if state.get("format") != FORMAT:
         raise ValueError(f"{path}: checkpoint format {state.get('format')!r}, expected {FORMAT}")
-    for kind, present in (("models", models), ("trainers", trainers)):
+    for kind, present in (("models", models.names), ("trainers", trainers)):
         saved = set(state[kind])
         if saved != set(present):
             raise ValueError(
                 f"{path}: the checkpoint has {kind} {sorted(saved)}, this experiment has "
                 f"{sorted(present)}; resume with the same model and agent configs"
             )
-    for name, model in models.items():
-        model.training_module.load_state_dict(state["models"][name])
+    for name in models.names:
+        models.training_module(name).load_state_dict(state["models"][name])
     for name, trainer in trainers.items():
         trainer.load_state_dict(state["trainers"][name])
-    for model in models.values():
-        model.sync()
+    models.publish()
     return path

@@ -4,10 +4,10 @@ Each part is instantiated from its config group through ``_target_`` (``model``,
 ``buffer``, ``agent``, ``interaction``, ``threads``, ``fabric``, ``web_api``), wired to
 the others, and handed to the thread that writes it:
 
-- models and buffers -> the training thread; the agent gets read-only inference
-  handles of the models;
-- the experience collector -> the inference thread (the training thread only takes
-  from it);
+- the model gate and the buffers -> the training thread; the agent gets the gate's
+  read-only inference side;
+- the experience collector -> the inference thread writes it, the training thread
+  takes from it;
 - system control -> the main thread, which runs everything.
 """
 
@@ -27,11 +27,17 @@ from omegaconf import DictConfig, OmegaConf
 import ami.hydra_setup  # noqa: F401  (resolvers and schema, before composition)
 from ami.data.buffer import DataBuffer
 from ami.data.collector import StepCollector
+from ami.experiment_checks import (
+    ConfigError,
+    check_buffer_dtypes,
+    check_resume,
+    check_trainers,
+)
 from ami.interaction.agent import Agent
 from ami.interaction.environment import Environment
 from ami.interaction.interaction import Interaction
 from ami.metrics import EventWriter
-from ami.models.wrapper import ModelWrapper
+from ami.models.gate import ModelGate
 from ami.system.control import SystemControl
 from ami.threads.inference import InferenceThread
 from ami.threads.main import MainThread
@@ -40,10 +46,6 @@ from ami.trainers.trainer import Trainer
 from ami.web.api import ControlAPI
 
 logger = logging.getLogger(__name__)
-
-
-class ConfigError(ValueError):
-    """A config that composes but cannot make a working system."""
 
 
 class RunFailed(RuntimeError):
@@ -64,6 +66,7 @@ def run(cfg: DictConfig, output_dir: Path) -> int:
 def build(cfg: DictConfig, output_dir: Path) -> MainThread:
     """Instantiate every part and wire the three threads; nothing starts yet."""
     MainThread.check_max_uptime(cfg.max_uptime)  # before the slow part
+    check_resume(cfg.resume_from)
     output_dir.mkdir(parents=True, exist_ok=True)
     _save_config(cfg, output_dir)
     if cfg.threads.torch_threads is not None:
@@ -71,20 +74,17 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
     fabric = _make_fabric(cfg)
     fabric.seed_everything(int(cfg.seed), verbose=False)
 
-    models = {
-        str(name): ModelWrapper(str(name), instantiate(node))
-        for name, node in _section(cfg, "model.models").items()
-    }
-    for model in models.values():
-        model.to(fabric.device)
+    models = _make_models(cfg)
+    models.to(fabric.device)
     buffers = _make_buffers(cfg)
     collector: StepCollector = instantiate(cfg.threads.collector)
 
     agent: Agent = instantiate(cfg.agent.agent)
-    agent.bind({name: model.inference for name, model in models.items()}, collector)
+    agent.bind(models.inference, collector)
     environment = _make_environment(cfg)
     interaction = Interaction(environment, agent)
     trainers = _make_trainers(cfg)
+    check_trainers(trainers, models.names, buffers)
 
     tensorboard_dir = output_dir / "tensorboard"
     # Partial configs: the live objects are passed in Python, not merged into configs.
@@ -92,12 +92,13 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
         interaction=interaction,
         collector=collector,
         tensorboard_dir=tensorboard_dir / "inference",
+        models=models.inference,
     )
     training: TrainingThread = instantiate(cfg.threads.training)(
         collector=collector,
         buffers=buffers,
         models=models,
-        trainers=trainers,
+        trainers={name: trainer for name, (_, trainer) in trainers.items()},
         fabric=fabric,
         tensorboard_dir=tensorboard_dir / "training",
         checkpoint_dir=output_dir / "checkpoints",
@@ -113,13 +114,15 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
         stop_timeout=cfg.threads.stop_timeout,
         freeze_gc=cfg.threads.freeze_gc,
         gil_switch_interval=cfg.threads.gil_switch_interval,
+        hang_timeout=cfg.threads.hang_timeout,
+        collector=collector,
     )
     # Wiring is done: hand each shared object to the one thread that writes it.
-    for model in models.values():
-        model.transfer_to(training.thread)
+    models.transfer_to(training.thread)
     for buffer in buffers.values():
         buffer.transfer_to(training.thread)
     collector.transfer_to(inference.thread)
+    collector.transfer_taking_to(training.thread)
     torch_threads = {thread.name: thread.torch_threads for thread in (inference, training)}
     _describe(cfg, models, torch_threads, tensorboard_dir / "main", output_dir)
     return main
@@ -153,10 +156,22 @@ def _make_fabric(cfg: DictConfig) -> Fabric:
     return fabric
 
 
+def _make_models(cfg: DictConfig) -> ModelGate:
+    modules = {name: instantiate(node) for name, node in _section(cfg, "model.models").items()}
+    try:
+        return ModelGate(modules)
+    except ValueError as error:
+        raise ConfigError(f"model.models: {error}") from None
+
+
 def _make_buffers(cfg: DictConfig) -> dict[str, DataBuffer]:
-    nodes = [cfg.buffer, *_section(cfg, "agent.buffers").values()]
+    nodes = {
+        "buffer": cfg.buffer,
+        **{f"agent.buffers.{name}": node for name, node in _section(cfg, "agent.buffers").items()},
+    }
     buffers: dict[str, DataBuffer] = {}
-    for node in nodes:
+    for path, node in nodes.items():
+        check_buffer_dtypes(path, node)
         buffer: DataBuffer = instantiate(node)
         if buffer.shared_name in buffers:
             raise ConfigError(
@@ -186,34 +201,43 @@ def _make_environment(cfg: DictConfig) -> Environment:
     return environment
 
 
-def _make_trainers(cfg: DictConfig) -> dict[str, Trainer]:
-    trainers: dict[str, Trainer] = {}
+def _make_trainers(cfg: DictConfig) -> dict[str, tuple[str, Trainer]]:
+    """Trainer name -> (its config key, the trainer)."""
+    trainers: dict[str, tuple[str, Trainer]] = {}
     for group in ("model.trainers", "agent.trainers"):
         for name, node in _section(cfg, group).items():
             if node is None:
                 continue
             if name in trainers:
                 raise ConfigError(f"{group}.{name}: a trainer named {name!r} already exists")
-            trainers[name] = instantiate(node)
+            trainers[name] = (f"{group}.{name}", instantiate(node))
     return trainers
+
+
+def _redacted(cfg: DictConfig, resolve: bool) -> str:
+    """The config as YAML, with secrets (the web API's token) masked."""
+    copy = OmegaConf.create(OmegaConf.to_container(cfg, resolve=resolve))
+    if OmegaConf.select(copy, "web_api.token") is not None:
+        copy.web_api.token = "<redacted>"
+    return OmegaConf.to_yaml(copy)
 
 
 def _save_config(cfg: DictConfig, output_dir: Path) -> None:
     try:
-        text = OmegaConf.to_yaml(cfg, resolve=True)
+        text = _redacted(cfg, resolve=True)
     except Exception:  # e.g. a ${hydra:...} interpolation outside a Hydra run
-        text = OmegaConf.to_yaml(cfg)
+        text = _redacted(cfg, resolve=False)
     (output_dir / "config.yaml").write_text(text)
 
 
 def _describe(
     cfg: DictConfig,
-    models: Mapping[str, ModelWrapper],
+    models: ModelGate,
     torch_threads: Mapping[str, int],
     log_dir: Path,
     output_dir: Path,
 ) -> None:
-    counts = {name: model.parameter_count for name, model in models.items()}
+    counts = {name: models.parameter_count(name) for name in models.names}
     logger.info("run directory: %s", output_dir)
     for name, count in counts.items():
         logger.info("model %s: %s parameters", name, f"{count:,}")
@@ -221,7 +245,7 @@ def _describe(
     try:
         table = "\n".join(f"| {name} | {count:,} |" for name, count in counts.items())
         writer.text("config/parameters", "| model | parameters |\n|---|---|\n" + table)
-        writer.text("config/composed", "```yaml\n" + OmegaConf.to_yaml(cfg) + "\n```")
+        writer.text("config/composed", "```yaml\n" + _redacted(cfg, resolve=False) + "\n```")
         hparams: dict[str, float | int | str | bool] = {
             f"params/{name}": count for name, count in counts.items()
         }

@@ -10,7 +10,8 @@ than a millisecond between windows measured one after the other. Printed, one JS
 line per size:
 
 - ``stall_p50_ms``, ``stall_p99_ms``, ``stall_max_ms``: calls that overlapped a
-  :meth:`ModelWrapper.sync` (reference switch, then copy on the training thread);
+  :meth:`ModelGate.publish` (reference switch, then copy on the training thread); each
+  call opens its own snapshot, as an agent step with one model call would;
 - ``quiet_call_*_ms``: latencies of the quiet calls, whose spread is the machine's
   own jitter; ``p99_over_quiet_p50_ms``: the stricter reading that counts it as
   stall (p99 of the calls during syncs minus the median quiet call);
@@ -47,7 +48,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ami.models import ModelWrapper
+from ami.models import ModelGate
 from ami.models.parameter_copy import copy_serially
 
 SIZES = {"1M": 500, "10M": 1580, "100M": 5000}  # width of a 4-layer MLP
@@ -186,13 +187,18 @@ def measure(
 def run_size(label: str, settings: Settings) -> dict[str, object]:
     width = SIZES[label]
     torch.manual_seed(0)
-    wrapper = ModelWrapper("bench", mlp(width))
+    gate = ModelGate({"bench": mlp(width)})
     x = torch.randn(1, width)
+
+    def call() -> object:
+        with gate.inference.snapshot() as models:
+            return models["bench"](x)
+
     for _ in range(3):
-        wrapper.inference(x)  # warm-up
-        wrapper.sync()
+        call()  # warm-up
+        gate.publish()
     start = time.perf_counter()
-    wrapper.inference(x)
+    call()
     # Pause between syncs about one call, so that most calls overlap a sync, not all.
     pause = max(time.perf_counter() - start, 0.001)
 
@@ -218,9 +224,9 @@ def run_size(label: str, settings: Settings) -> dict[str, object]:
 
     gc.collect()
     gc.freeze()  # as the runtime does (threads.freeze_gc): full collections stay short
-    ours = measure(lambda: wrapper.inference(x), wrapper.sync, pause, settings)
+    ours = measure(call, gate.publish, pause, settings)
     naive = measure(naive_call, naive_sync, pause, settings)
-    floor = measure(lambda: wrapper.inference(x), plain_copy, pause, settings)
+    floor = measure(call, plain_copy, pause, settings)
     gc.unfreeze()
 
     stalls, baseline, copy_only = ours.stalls(), naive.stalls(), floor.stalls()
@@ -231,7 +237,7 @@ def run_size(label: str, settings: Settings) -> dict[str, object]:
 
     return {
         "size": label,
-        "params": wrapper.parameter_count,
+        "params": gate.parameter_count("bench"),
         "torch_threads": torch.get_num_threads(),
         "inference_torch_threads": settings.inference_threads,
         "switch_interval_ms": sys.getswitchinterval() * ms,

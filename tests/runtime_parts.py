@@ -16,7 +16,7 @@ from torch import nn
 from ami.data import SequentialBuffer, StepCollector
 from ami.interaction import Environment, Interaction
 from ami.interaction.agents import RandomAgent
-from ami.models import ModelWrapper
+from ami.models import ModelGate
 from ami.system import SystemControl
 from ami.threads import InferenceThread, MainThread, TrainingThread
 from ami.trainers import Trainer
@@ -97,6 +97,28 @@ class BrightnessTrainer(Trainer):
         return {"loss": loss}
 
 
+class GatedTrainer(BrightnessTrainer):
+    """A trainer whose optimizer step number ``hold_at_step`` waits at a gate the test opens.
+
+    ``entered`` is set once that step is under way; the step goes on once ``release`` is
+    set. The wait has a long bound of its own, so a failing test never leaves it stuck.
+    """
+
+    def __init__(self, hold_at_step: int = 3, **kwargs: Any) -> None:
+        kwargs.setdefault("steps_per_run", 1000)
+        kwargs.setdefault("min_new_steps", 1)
+        super().__init__(**kwargs)
+        self.hold_at_step = hold_at_step
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+        if self.global_step + 1 == self.hold_at_step:
+            self.entered.set()
+            self.release.wait(120)
+        return super().compute_loss(batch)
+
+
 @dataclass
 class Runtime:
     main: MainThread
@@ -105,7 +127,7 @@ class Runtime:
     inference: InferenceThread
     training: TrainingThread
     collector: StepCollector
-    models: dict[str, ModelWrapper]
+    models: ModelGate
     output_dir: Path
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -121,17 +143,24 @@ def build_runtime(
     training_cls: type[TrainingThread] = TrainingThread,
     checkpoint_dir: Path | None = None,
     resume_from: Path | None = None,
+    hang_timeout: float | None = 30.0,
+    inference_cls: type[InferenceThread] = InferenceThread,
+    max_pending: int | None = 100_000,
 ) -> Runtime:
     """Assemble the three threads from real parts; call on the thread that will run main."""
     world = world or ScriptedWorld()
     trainer = trainer or BrightnessTrainer()
-    models = {"brightness": ModelWrapper("brightness", nn.Linear(48, 1))}
-    collector = StepCollector()
+    models = ModelGate({"brightness": nn.Linear(48, 1)})
+    collector = StepCollector(max_pending=max_pending)
     agent = RandomAgent([3, 3, 3, 2, 2], action_repeat=2)
-    agent.bind({name: m.inference for name, m in models.items()}, collector)
+    agent.bind(models.inference, collector)
     buffer = SequentialBuffer(capacity=256)
-    inference = InferenceThread(
-        Interaction(world, agent), collector, tmp_path / "tb" / "inference", interval=interval
+    inference = inference_cls(
+        Interaction(world, agent),
+        collector,
+        tmp_path / "tb" / "inference",
+        models=models.inference,
+        interval=interval,
     )
     training = training_cls(
         collector,
@@ -149,19 +178,21 @@ def build_runtime(
         api=ControlAPI(port=0) if api else None,
         max_uptime=max_uptime,
         stop_timeout=stop_timeout,
+        hang_timeout=hang_timeout,
+        collector=collector,
     )
-    for model in models.values():
-        model.transfer_to(training.thread)
+    models.transfer_to(training.thread)
     buffer.transfer_to(training.thread)
     collector.transfer_to(inference.thread)
+    collector.transfer_taking_to(training.thread)
     return Runtime(main, world, trainer, inference, training, collector, models, tmp_path)
 
 
 ACTION_CHOICES = [3, 3, 3, 2, 2]
 
 
-def small_models(seed: int = 0, vae: bool = False) -> dict[str, ModelWrapper]:
-    """The world model's nets at 16x16 with tiny widths, wrapped for two threads."""
+def small_models(seed: int = 0, vae: bool = False) -> ModelGate:
+    """The world model's nets at 16x16 with tiny widths, behind a gate for two threads."""
     from ami.models.nets import (
         ForwardDynamics,
         ImageDecoder,
@@ -179,4 +210,11 @@ def small_models(seed: int = 0, vae: bool = False) -> dict[str, ModelWrapper]:
     }
     if vae:
         modules["vae_encoder"] = VariationalEncoder(16, 16, 8, (4, 8))
-    return {name: ModelWrapper(name, module) for name, module in modules.items()}
+    return ModelGate(modules)
+
+
+def infer(models: ModelGate, name: str, *args: Any) -> Any:
+    """One call of a published model, in a snapshot of its own (tests only: agents pin
+    one snapshot for a whole step)."""
+    with models.inference.snapshot() as snapshot:
+        return snapshot[name](*args)

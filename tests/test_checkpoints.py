@@ -22,7 +22,7 @@ def test_a_stopped_run_saves_and_the_next_resumes_from_it(tmp_path: Path) -> Non
     assert first.main.run() == 0
     saved = resolve(tmp_path / "ckpt")
     weights = torch.load(saved, weights_only=True)["models"]["brightness"]
-    published = first.models["brightness"]._published.module.state_dict()
+    published = first.models._current.models["brightness"].module.state_dict()
     for name, value in weights.items():
         assert torch.equal(published[name], value), "the last sync published what was saved"
     steps, runs = first.trainer.global_step, first.trainer.runs
@@ -33,7 +33,7 @@ def test_a_stopped_run_saves_and_the_next_resumes_from_it(tmp_path: Path) -> Non
         tmp_path / "two", trainer=trainer, max_uptime=0.5, resume_from=tmp_path / "ckpt"
     )
     assert second.main.run() == 0
-    restored = second.models["brightness"]._published.module.state_dict()
+    restored = second.models._current.models["brightness"].module.state_dict()
     for name, value in weights.items():
         assert torch.equal(restored[name], value), "resumed weights reach the inference copy"
     assert (trainer.global_step, trainer.runs) == (steps, runs)
@@ -74,7 +74,10 @@ def test_post_api_save_writes_a_checkpoint_while_running(tmp_path: Path) -> None
         while not (runtime.main.api and runtime.main.api._server and runtime.main._started_at):
             time.sleep(0.01)
         url = runtime.main.api.url
-        request = urllib.request.Request(url + "/api/save", method="POST", data=b"")
+        json_post = {"Content-Type": "application/json"}
+        request = urllib.request.Request(
+            url + "/api/save", method="POST", data=b"", headers=json_post
+        )
         with urllib.request.urlopen(request, timeout=5) as response:
             seen["request"] = json.loads(response.read())["save_request"]
         deadline = time.monotonic() + 10
@@ -86,7 +89,9 @@ def test_post_api_save_writes_a_checkpoint_while_running(tmp_path: Path) -> None
                 seen["exists"] = Path(training["checkpoint"]).is_file()
                 break
             time.sleep(0.05)
-        shutdown = urllib.request.Request(url + "/api/shutdown", method="POST", data=b"")
+        shutdown = urllib.request.Request(
+            url + "/api/shutdown", method="POST", data=b"", headers=json_post
+        )
         urllib.request.urlopen(shutdown, timeout=5).close()
 
     thread = threading.Thread(target=client, name="client", daemon=True)

@@ -54,7 +54,7 @@ def test_option_builds(group: str, option: str, video: Path, tmp_path: Path) -> 
     inference, training = main.threads
     assert isinstance(inference, InferenceThread)
     assert isinstance(training, TrainingThread)
-    assert training.models and training.trainers and training.buffers
+    assert training.models.names and training.trainers and training.buffers
     assert (tmp_path / "config.yaml").is_file()
     main._waker.close()
 
@@ -66,3 +66,15 @@ def test_defaults_are_the_documented_ones() -> None:
     assert choices.buffer._target_ == "ami.data.RandomReplacementBuffer"
     assert choices.model.size == "small"
     assert choices.web_api.host == "127.0.0.1" and choices.web_api.port == 8391
+
+
+def test_the_web_api_token_never_reaches_the_run_folder(tmp_path: Path) -> None:
+    secret = "s3cret-token-0123456789"
+    cfg = compose_launch(f"web_api.token={secret}", "fabric.accelerator=cpu")
+    main = build(cfg, tmp_path)
+    main._waker.close()
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "config.yaml" for p in written)
+    for path in written:
+        assert secret.encode() not in path.read_bytes(), path
+    assert "<redacted>" in (tmp_path / "config.yaml").read_text()

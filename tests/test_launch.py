@@ -49,7 +49,12 @@ def finish(process: subprocess.Popen[str], lines: list[str], timeout: float = 12
 
 
 def call(url: str, method: str = "GET") -> dict[str, Any]:
-    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    request = urllib.request.Request(
+        url,
+        method=method,
+        data=b"" if method == "POST" else None,
+        headers={"Content-Type": "application/json"} if method == "POST" else {},
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         body: dict[str, Any] = json.loads(response.read())
         return body
@@ -93,8 +98,14 @@ def test_canonical_launch_runs_learns_and_records(tmp_path: Path) -> None:
         "inference/policy_value",
         "inference/world/cells_visited",
         *(f"inference/action_entropy/{name}" for name in ("move_vertical", "jump", "run")),
+        *(
+            f"inference/model_age/{model}/{unit}"
+            for model in ("encoder", "dynamics", "policy")
+            for unit in ("optimizer_steps", "seconds")
+        ),
     }
     assert expected <= set(inference)
+    assert "inference/model_age/decoder/seconds" not in inference, "the agent never reads it"
     training = tags(run_dir / "tensorboard" / "training")
     for trainer in ("representation", "dynamics"):
         for part in ("loss", "grad_norm", "learning_rate", "samples_per_second"):
@@ -148,23 +159,24 @@ def test_api_pause_resume_and_shutdown(tmp_path: Path) -> None:
     assert call(url + "/api/resume", "POST")["status"] == "active"
     time.sleep(0.5)
     assert call(url + "/api/status")["threads"]["inference"]["steps"] > steps
-    assert call(url + "/api/shutdown", "POST")["status"] == "stopped"
+    assert call(url + "/api/shutdown", "POST")["status"] == "stopping"  # not stopped yet
     output = finish(process, lines, timeout=60)
     assert process.returncode == 0, output
 
 
 def test_a_failing_thread_makes_the_run_exit_nonzero(tmp_path: Path) -> None:
-    # A trainer naming a model that does not exist fails on the training thread at start.
+    # A checkpoint that exists but cannot be read fails on the training thread at start.
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
     process = launch(
         "web_api.port=0",
-        "model.trainers.representation.encoder=no_such_model",
-        f"hydra.run.dir={tmp_path}",
+        f"resume_from={broken}",
+        f"hydra.run.dir={tmp_path / 'run'}",
     )
     output = finish(process, [], timeout=120)
     assert process.returncode != 0
     assert "thread training failed" in output
-    assert "no_such_model" in output
-    assert "Traceback" in (tmp_path / "training.log").read_text()
+    assert "Traceback" in (tmp_path / "run" / "training.log").read_text()
 
 
 @pytest.mark.parametrize(
@@ -177,6 +189,13 @@ def test_a_failing_thread_makes_the_run_exit_nonzero(tmp_path: Path) -> None:
         ("threads.inference.interval=fast", "threads.inference.interval='fast'"),
         ("fabric.precision=bf16-true", "fabric.precision='bf16-true'"),
         ("interaction.action_choices=[3,3]", "interaction.action_choices=[3, 3]"),
+        (
+            "model.trainers.representation.encoder=no_such_model",
+            "model.trainers.representation: trainer representation: trains=['no_such_model']",
+        ),
+        ("buffer.dtypes.observation=int7", "buffer.dtypes.observation='int7' is not a storage"),
+        ("buffer.dtypes.observation=int16", "buffer.dtypes.observation=int16 cannot store"),
+        ("resume_from=/no/such/run", "resume_from='/no/such/run': no checkpoint there"),
     ],
 )
 def test_wrong_overrides_fail_fast_naming_the_key(

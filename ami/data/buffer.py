@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -9,13 +10,15 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 
 from ami.config_checks import whole_number
-from ami.data.step import Step
+from ami.data.step import SEGMENT, Step
 from ami.data.storage import TensorStorage, parse_dtypes
 from ami.sharing import Owned, writes
 
 logger = logging.getLogger(__name__)
 
 _MERGE_BLOCK = 1024
+_UNSEGMENTED = -2
+"""Segment id of steps added without ids (one continuous stream)."""
 
 
 class DataBuffer(Owned, ABC):
@@ -23,7 +26,9 @@ class DataBuffer(Owned, ABC):
 
     Subclasses decide where a new step goes once the buffer is full (and so which old
     step is evicted). Every eviction is counted in :attr:`evicted`, and the first one
-    is logged, so that a capacity too small for an experiment is visible.
+    is logged, so that a capacity too small for an experiment is visible. Sampling
+    changes the buffer's generator, so it is a write too: only the training thread
+    samples. Sequences never cross a segment boundary (see :mod:`ami.data.collector`).
 
     Args:
         name: Name in logs, errors and metrics (``buffer/<name>/...``).
@@ -45,7 +50,12 @@ class DataBuffer(Owned, ABC):
         whole_number(f"buffer {name}: capacity", capacity)
         self.capacity = capacity
         self._keys = list(keys) if keys is not None else None
-        self._dtypes = parse_dtypes(name, dtypes)
+        self._dtypes = parse_dtypes(f"buffer {name}", dtypes)
+        if self._keys is not None and not set(self._dtypes) <= set(self._keys):
+            raise ValueError(
+                f"buffer {name}: dtypes are set for {sorted(set(self._dtypes) - set(self._keys))}, "
+                f"which are not among its keys {self._keys}"
+            )
         self.generator = torch.Generator().manual_seed(seed)
         self.total_added = 0
         """Steps ever added; trainers compare it with their own mark to see new data."""
@@ -59,20 +69,29 @@ class DataBuffer(Owned, ABC):
         return self._storage
 
     @writes
-    def extend(self, steps: Iterable[Step]) -> None:
-        """Add steps in order, in blocks so that large takes do not double memory."""
-        block: list[Step] = []
-        for step in steps:
-            block.append(step)
-            if len(block) == _MERGE_BLOCK:
-                self._add_block(block)
-                block = []
-        if block:
-            self._add_block(block)
+    def extend(self, steps: Iterable[Step], segments: Iterable[int] | None = None) -> None:
+        """Add steps in order, in blocks so that large takes do not double memory.
 
-    def _add_block(self, steps: Sequence[Step]) -> None:
+        Args:
+            steps: Consecutive steps.
+            segments: Each step's segment id (:attr:`TakenSteps.segments`); None puts
+                them all into one segment, continuing the previous ``None`` call's.
+        """
+        ids = iter(segments) if segments is not None else itertools.repeat(_UNSEGMENTED)
+        block: list[Step] = []
+        block_ids: list[int] = []
+        for step, segment in zip(steps, ids):  # noqa: B905 (ids may be endless)
+            block.append(step)
+            block_ids.append(segment)
+            if len(block) == _MERGE_BLOCK:
+                self._add_block(block, block_ids)
+                block, block_ids = [], []
+        if block:
+            self._add_block(block, block_ids)
+
+    def _add_block(self, steps: Sequence[Step], segments: Sequence[int]) -> None:
         evicted_before = self.evicted
-        self._add(steps)
+        self._add(steps, segments)
         self.total_added += len(steps)
         if evicted_before == 0 and self.evicted > 0:
             logger.info(
@@ -84,8 +103,8 @@ class DataBuffer(Owned, ABC):
             )
 
     @abstractmethod
-    def _add(self, steps: Sequence[Step]) -> None:
-        """Store a block of consecutive steps, updating :attr:`evicted`."""
+    def _add(self, steps: Sequence[Step], segments: Sequence[int]) -> None:
+        """Store a block of consecutive steps and their segment ids, updating :attr:`evicted`."""
 
     @abstractmethod
     def __len__(self) -> int:
@@ -93,18 +112,52 @@ class DataBuffer(Owned, ABC):
 
     @property
     @abstractmethod
-    def max_sequence_length(self) -> int:
-        """Longest run of consecutive steps :meth:`sample_sequences` can return now."""
-
-    @property
-    @abstractmethod
     def longest_sequence(self) -> int:
         """Longest run of consecutive steps this buffer can ever return (when full)."""
 
     @abstractmethod
-    def sample_sequences(self, batch_size: int, length: int) -> dict[str, torch.Tensor]:
-        """Random runs of consecutive steps, each key shaped ``(batch, length, ...)``."""
+    def _windows(self, length: int) -> torch.Tensor:
+        """Every place a run of ``length`` steps of one segment starts, as storage indices.
 
+        Shaped ``(windows, index dims)``: one row per window, with the indices that
+        :meth:`_window_slots` turns into the run's slots.
+        """
+
+    @abstractmethod
+    def _window_slots(
+        self, starts: torch.Tensor, length: int
+    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """Storage index of each step of the windows that start at ``starts``.
+
+        ``starts`` are rows of :meth:`_windows`.
+        """
+
+    def can_sample(self, length: int) -> bool:
+        """Whether at least one run of ``length`` consecutive steps of one segment is stored."""
+        return (
+            1 <= length <= self.longest_sequence
+            and len(self) > 0
+            and bool(len(self._windows(length)))
+        )
+
+    @writes
+    def sample_sequences(self, batch_size: int, length: int) -> dict[str, torch.Tensor]:
+        """Random runs of consecutive steps, each key shaped ``(batch, length, ...)``.
+
+        Runs are drawn uniformly among all places where ``length`` consecutive steps of
+        one segment are stored, so no sample spans a pause, a drop or a world reset.
+        """
+        self._check_sample_args(batch_size, length)
+        windows = self._windows(length)
+        if not len(windows):
+            raise ValueError(
+                f"{self.shared_name}: no run of {length} consecutive steps without a break "
+                "(pause, drop, reset) is stored yet"
+            )
+        chosen = windows[torch.randint(len(windows), (batch_size,), generator=self.generator)]
+        return self._storage.read(self._window_slots(chosen, length))
+
+    @writes
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
         """Random single steps, each key shaped ``(batch, ...)``."""
         return {key: value[:, 0] for key, value in self.sample_sequences(batch_size, 1).items()}
@@ -127,8 +180,11 @@ class DataBuffer(Owned, ABC):
             raise ValueError(f"{self.shared_name}: cannot sample from an empty buffer")
         if batch_size < 1:
             raise ValueError(f"{self.shared_name}: batch_size must be >= 1, got {batch_size}")
-        if not 1 <= length <= self.max_sequence_length:
+        if not 1 <= length <= self.longest_sequence:
             raise ValueError(
                 f"{self.shared_name}: sequence length {length} is outside "
-                f"1..{self.max_sequence_length} for this buffer"
+                f"1..{self.longest_sequence} for this buffer"
             )
+
+    def _segments(self) -> torch.Tensor:
+        return self._storage.column(SEGMENT)

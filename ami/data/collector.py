@@ -4,7 +4,15 @@ Write permission moves with the data: the inference thread appends steps to the
 pending queue it writes; the training thread takes the whole queue at once and leaves
 an empty one in its place. The take is a reference swap under a lock held for a few
 instructions, so it costs the same for ten steps as for a million, and the inference
-thread is never blocked by the training side's work on what it took.
+thread is never blocked by the training side's work on what it took. Each side is
+checked: only the writer appends, only the taker takes.
+
+Continuity: every step belongs to a *segment*, a run of steps each of which directly
+follows the one before. A new segment starts when the inference thread says so
+(:meth:`StepCollector.begin_segment`: a pause, a world reset, a cut to another video)
+and after every dropped step, so that models learning from sequences never learn a
+jump that did not happen. Segment ids are unique within a collector; equal ids mean
+one unbroken run.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from dataclasses import dataclass
 
 from ami.config_checks import whole_number
 from ami.data.step import Step
-from ami.sharing import Owned, writes
+from ami.sharing import Owned, OwnershipError, writes
 from ami.throttle import Throttle
 
 logger = logging.getLogger(__name__)
@@ -25,19 +33,34 @@ logger = logging.getLogger(__name__)
 _DROP_WARNING_INTERVAL = 10.0
 
 
+class _Segment:
+    """The id of a run of pending steps, shared by them so that a drop relabels all at once."""
+
+    __slots__ = ("id",)
+
+    def __init__(self, segment_id: int) -> None:
+        self.id = segment_id
+
+
 @dataclass(frozen=True)
 class TakenSteps:
     """What the training thread received in one take: it now owns these steps."""
 
-    steps: Sequence[Step]
+    entries: Sequence[tuple[Step, _Segment]]
+    """The steps in order, each with its segment (read :attr:`segments` for the ids)."""
     dropped: int
     """Steps lost since the previous take because the pending queue was full."""
 
     def __len__(self) -> int:
-        return len(self.steps)
+        return len(self.entries)
 
     def __iter__(self) -> Iterator[Step]:
-        return iter(self.steps)
+        return (step for step, _ in self.entries)
+
+    @property
+    def segments(self) -> list[int]:
+        """Each step's segment id, in order."""
+        return [segment.id for _, segment in self.entries]
 
 
 class StepCollector(Owned):
@@ -57,7 +80,11 @@ class StepCollector(Owned):
             whole_number(f"{name}.max_pending", max_pending)
         self._max_pending = max_pending
         self._lock = threading.Lock()
-        self._pending: deque[Step] = deque()
+        self._pending: deque[tuple[Step, _Segment]] = deque()
+        self._taker = threading.current_thread()
+        self._last_id = 0
+        self._segment = _Segment(0)
+        self._segment_used = False
         self._dropped_since_take = 0
         self._dropped_total = 0
         self._appended_total = 0
@@ -74,16 +101,30 @@ class StepCollector(Owned):
         self._listeners.append(listener)
 
     @writes
+    def begin_segment(self) -> None:
+        """The next step does not follow the last one (pause, world reset, video cut).
+
+        Idempotent until the next append: a pause and its resume make one break.
+        """
+        with self._lock:  # take() replaces the holder too
+            if self._segment_used:
+                self._segment = _Segment(self._next_id())
+                self._segment_used = False
+
+    @writes
     def append(self, step: Step) -> None:
         """Queue one step for the training thread (inference thread only)."""
         dropped = False
         with self._lock:
             if self._max_pending is not None and len(self._pending) >= self._max_pending:
-                self._pending.popleft()
+                _, segment = self._pending.popleft()
+                # The steps after the lost one no longer follow what was taken before it.
+                segment.id = self._next_id()
                 self._dropped_since_take += 1
                 self._dropped_total += 1
                 dropped = True
-            self._pending.append(step)
+            self._pending.append((step, self._segment))
+            self._segment_used = True
             self._appended_total += 1
         if dropped:
             self._warn_dropped()
@@ -91,15 +132,44 @@ class StepCollector(Owned):
             listener()
 
     def take(self) -> TakenSteps:
-        """Take every pending step, leaving an empty queue (training thread).
+        """Take every pending step, leaving an empty queue (the taker's thread only).
 
-        The returned steps belong to the caller; the collector never touches them again.
+        The returned steps belong to the caller; the collector never touches them again
+        (the current segment continues under the same id, in a new holder that later
+        drops can relabel without reaching into the taken steps).
+
+        Raises:
+            OwnershipError: Called from a thread other than the taker.
         """
-        empty: deque[Step] = deque()
+        self._check_taker("take")
+        empty: deque[tuple[Step, _Segment]] = deque()
         with self._lock:
             taken, self._pending = self._pending, empty
             dropped, self._dropped_since_take = self._dropped_since_take, 0
+            self._segment = _Segment(self._segment.id)
         return TakenSteps(taken, dropped)
+
+    @property
+    def taker(self) -> threading.Thread:
+        """The one thread allowed to take the pending steps."""
+        return self._taker
+
+    def transfer_taking_to(self, thread: threading.Thread) -> None:
+        """Move the right to take to ``thread``; only the current taker may do this."""
+        self._check_taker("transfer_taking_to")
+        self._taker = thread
+
+    def _check_taker(self, action: str) -> None:
+        current = threading.current_thread()
+        if current is not self._taker:
+            raise OwnershipError(
+                f"{self.shared_name}.{action}: thread {current.name!r} may not take steps; "
+                f"thread {self._taker.name!r} takes them (moved with transfer_taking_to())"
+            )
+
+    def _next_id(self) -> int:
+        self._last_id += 1
+        return self._last_id
 
     @property
     def pending(self) -> int:

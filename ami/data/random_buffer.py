@@ -19,7 +19,9 @@ class RandomReplacementBuffer(DataBuffer):
     not forgotten after ``capacity`` steps. Steps are grouped into chunks of
     ``chunk_length`` consecutive steps so that models needing sequences (dynamics) can
     still sample runs of up to ``chunk_length`` steps; ``chunk_length=1`` is classic
-    per-step random replacement. A trailing partial chunk waits (unsampled) until full.
+    per-step random replacement. A chunk may span a segment boundary; sequences are
+    drawn only from its unbroken parts. A trailing partial chunk waits (unsampled,
+    counted in ``buffer/<name>/waiting``) until full.
 
     Args:
         capacity: Most steps held; rounded down to a multiple of ``chunk_length``.
@@ -47,16 +49,22 @@ class RandomReplacementBuffer(DataBuffer):
         self._make_storage((self._num_chunks, chunk_length))
         self._filled_chunks = 0
         self._partial: list[Step] = []
+        self._partial_segments: list[int] = []
 
     @override
-    def _add(self, steps: Sequence[Step]) -> None:
+    def _add(self, steps: Sequence[Step], segments: Sequence[int]) -> None:
         self._partial.extend(steps)
+        self._partial_segments.extend(segments)
         whole = len(self._partial) // self.chunk_length
         if whole == 0:
             return
-        ready = self._partial[: whole * self.chunk_length]
-        self._partial = self._partial[whole * self.chunk_length :]
-        stacked = self._storage.stack(ready)
+        cut = whole * self.chunk_length
+        ready, self._partial = self._partial[:cut], self._partial[cut:]
+        ready_segments, self._partial_segments = (
+            self._partial_segments[:cut],
+            self._partial_segments[cut:],
+        )
+        stacked = self._storage.stack(ready, ready_segments)
         for chunk in range(whole):
             part = slice(chunk * self.chunk_length, (chunk + 1) * self.chunk_length)
             values = {key: value[part] for key, value in stacked.items()}
@@ -74,20 +82,21 @@ class RandomReplacementBuffer(DataBuffer):
 
     @property
     @override
-    def max_sequence_length(self) -> int:
-        return self.chunk_length
-
-    @property
-    @override
     def longest_sequence(self) -> int:
         return self.chunk_length
 
     @override
-    def sample_sequences(self, batch_size: int, length: int) -> dict[str, torch.Tensor]:
-        self._check_sample_args(batch_size, length)
-        chunks = torch.randint(self._filled_chunks, (batch_size, 1), generator=self.generator)
-        starts = torch.randint(
-            self.chunk_length - length + 1, (batch_size, 1), generator=self.generator
-        )
-        offsets = starts + torch.arange(length)
-        return self._storage.read((chunks, offsets))  # type: ignore[arg-type]
+    def _windows(self, length: int) -> torch.Tensor:
+        if self._filled_chunks == 0 or length > self.chunk_length:
+            return torch.zeros(0, 2, dtype=torch.long)
+        segments = self._segments()[: self._filled_chunks]
+        same = segments[:, : self.chunk_length - length + 1] == segments[:, length - 1 :]
+        return same.nonzero()  # (chunk, start) rows
+
+    @override
+    def _window_slots(self, starts: torch.Tensor, length: int) -> tuple[torch.Tensor, ...]:
+        return starts[:, :1], starts[:, 1:] + torch.arange(length)
+
+    @override
+    def metrics(self) -> dict[str, float]:
+        return {**super().metrics(), "waiting": float(len(self._partial))}

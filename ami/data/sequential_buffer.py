@@ -9,6 +9,7 @@ from typing_extensions import override
 
 from ami.data.buffer import DataBuffer
 from ami.data.step import Step
+from ami.sharing import writes
 
 
 class SequentialBuffer(DataBuffer):
@@ -33,11 +34,11 @@ class SequentialBuffer(DataBuffer):
         self._size = 0
 
     @override
-    def _add(self, steps: Sequence[Step]) -> None:
+    def _add(self, steps: Sequence[Step], segments: Sequence[int]) -> None:
         if len(steps) > self.capacity:
             self.evicted += len(steps) - self.capacity
-            steps = steps[-self.capacity :]
-        stacked = self._storage.stack(steps)
+            steps, segments = steps[-self.capacity :], segments[-self.capacity :]
+        stacked = self._storage.stack(steps, segments)
         count = len(steps)
         first = (self._oldest + self._size) % self.capacity
         index = (first + torch.arange(count)) % self.capacity
@@ -53,11 +54,6 @@ class SequentialBuffer(DataBuffer):
 
     @property
     @override
-    def max_sequence_length(self) -> int:
-        return max(self._size, 1)
-
-    @property
-    @override
     def longest_sequence(self) -> int:
         return self.capacity
 
@@ -65,13 +61,24 @@ class SequentialBuffer(DataBuffer):
         return (self._oldest + logical) % self.capacity
 
     @override
-    def sample_sequences(self, batch_size: int, length: int) -> dict[str, torch.Tensor]:
-        self._check_sample_args(batch_size, length)
-        starts = torch.randint(self._size - length + 1, (batch_size, 1), generator=self.generator)
-        return self._storage.read(self._physical(starts + torch.arange(length)))
+    def _windows(self, length: int) -> torch.Tensor:
+        if self._size < length:
+            return torch.zeros(0, 1, dtype=torch.long)
+        segments = self._segments()[self._physical(torch.arange(self._size))]
+        same = segments[: self._size - length + 1] == segments[length - 1 :]
+        return same.nonzero()  # logical starts: ids are unique per run, so equal ends suffice
 
+    @override
+    def _window_slots(self, starts: torch.Tensor, length: int) -> torch.Tensor:
+        return self._physical(starts + torch.arange(length))
+
+    @writes
     def latest(self, count: int) -> dict[str, torch.Tensor]:
-        """The newest ``count`` steps in order, each key shaped ``(count, ...)``."""
+        """The newest ``count`` steps in order, each key shaped ``(count, ...)``.
+
+        They may span segments; ``segment`` tells where one ends (PPO's advantages
+        stop there). Only the owning thread reads the storage it is writing.
+        """
         if not 1 <= count <= self._size:
             raise ValueError(
                 f"{self.shared_name}: latest({count}) needs 1..{self._size} stored steps"

@@ -9,3 +9,7 @@ Step = Mapping[str, torch.Tensor]
 
 Every step sent through one collector carries the same keys with the same shapes.
 """
+
+SEGMENT = "segment"
+"""The key under which buffers keep (and samples return) each step's segment id: steps
+with equal ids belong to one unbroken run (see :class:`~ami.data.StepCollector`)."""

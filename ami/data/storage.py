@@ -6,21 +6,16 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from ami.data.step import Step
+from ami.data.dtypes import check_storable, from_storage, storage_dtype, to_storage
+from ami.data.step import SEGMENT, Step
 
 
 def parse_dtypes(name: str, dtypes: Mapping[str, str] | None) -> dict[str, torch.dtype]:
     """Turn ``{"observation": "float16"}`` into torch dtypes, naming a bad entry clearly."""
-    parsed: dict[str, torch.dtype] = {}
-    for key, dtype_name in (dtypes or {}).items():
-        dtype = getattr(torch, str(dtype_name), None)
-        if not isinstance(dtype, torch.dtype):
-            raise ValueError(
-                f"{name}: dtypes.{key}={dtype_name!r} is not a torch dtype "
-                "(use e.g. float32, float16, bfloat16, uint8, int64)"
-            )
-        parsed[key] = dtype
-    return parsed
+    return {
+        str(key): storage_dtype(f"{name}: dtypes.{key}", dtype_name)
+        for key, dtype_name in (dtypes or {}).items()
+    }
 
 
 class TensorStorage:
@@ -29,13 +24,15 @@ class TensorStorage:
     Allocation waits for data so that configs need not repeat observation sizes, and
     every later step is checked against the first: a wrong shape fails with the key,
     the shape it has and the one stored, instead of corrupting a batch much later.
+    Besides the steps' keys it keeps each slot's segment id (key ``segment``), which
+    sequence sampling reads to stay within one unbroken run of steps.
 
     Args:
         name: Owner's name, for error messages.
         slots_shape: Leading shape of each tensor, e.g. ``(capacity,)``.
         keys: Keys to keep; None keeps every key of the first step.
-        dtypes: Storage dtype per key (e.g. float16 to halve observation memory);
-            samples come back in the step's original dtype.
+        dtypes: Storage dtype per key (e.g. float16 to halve observation memory; see
+            :mod:`ami.data.dtypes`); samples come back in the step's original dtype.
     """
 
     def __init__(
@@ -64,12 +61,17 @@ class TensorStorage:
             slots *= size
         return sum(t.element_size() * t.numel() for t in self._data.values()) // max(slots, 1)
 
-    def stack(self, steps: Sequence[Step]) -> dict[str, torch.Tensor]:
-        """Stack steps into one tensor per stored key, checking keys and shapes."""
+    def stack(self, steps: Sequence[Step], segments: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Stack steps (and their segment ids) into one tensor per stored key.
+
+        Checks keys, shapes and that values fit their storage dtype.
+        """
         if not self._data:
             self._allocate(steps[0])
-        stacked: dict[str, torch.Tensor] = {}
+        stacked: dict[str, torch.Tensor] = {SEGMENT: torch.tensor(segments, dtype=torch.int64)}
         for key, store in self._data.items():
+            if key == SEGMENT:
+                continue
             try:
                 values = [step[key] for step in steps]
             except KeyError:
@@ -84,7 +86,7 @@ class TensorStorage:
                         f"{self._name}: step key {key!r} has shape {tuple(value.shape)}, "
                         f"but this buffer stores {tuple(item_shape)} (set by the first step)"
                     )
-            stacked[key] = torch.stack(values).to(store.dtype)
+            stacked[key] = to_storage(self._dtype_key(key), torch.stack(values), store.dtype)
         return stacked
 
     def write(self, index: int | slice | torch.Tensor, values: Mapping[str, torch.Tensor]) -> None:
@@ -92,9 +94,21 @@ class TensorStorage:
         for key, store in self._data.items():
             store[index] = values[key]
 
-    def read(self, index: torch.Tensor | slice) -> dict[str, torch.Tensor]:
+    def read(
+        self, index: torch.Tensor | slice | tuple[torch.Tensor, ...]
+    ) -> dict[str, torch.Tensor]:
         """Gather slots, converted back to each key's original dtype."""
-        return {key: store[index].to(self._item_dtypes[key]) for key, store in self._data.items()}
+        return {
+            key: from_storage(store[index], self._item_dtypes[key])
+            for key, store in self._data.items()
+        }
+
+    def column(self, key: str) -> torch.Tensor:
+        """The whole stored tensor of ``key`` (e.g. ``segment``), for reading only."""
+        return self._data[key]
+
+    def _dtype_key(self, key: str) -> str:
+        return f"{self._name}: dtypes.{key}"
 
     def _allocate(self, step: Step) -> None:
         keys = self._keys if self._keys is not None else list(step)
@@ -104,8 +118,22 @@ class TensorStorage:
                 f"{self._name}: configured keys {missing} are not in the steps, which "
                 f"carry {sorted(step)}"
             )
+        unused = sorted(set(self._dtypes) - set(keys))
+        if unused:
+            raise KeyError(
+                f"{self._name}: dtypes are set for {unused}, which this buffer does not "
+                f"store (it stores {sorted(keys)})"
+            )
+        if SEGMENT in keys:
+            raise KeyError(
+                f"{self._name}: steps may not carry a key named {SEGMENT!r}; buffers keep "
+                "each step's segment id under that name"
+            )
         for key in keys:
             value = step[key]
             dtype = self._dtypes.get(key, value.dtype)
+            check_storable(self._dtype_key(key), dtype, value.dtype)
             self._item_dtypes[key] = value.dtype
             self._data[key] = torch.zeros(self._slots_shape + tuple(value.shape), dtype=dtype)
+        self._item_dtypes[SEGMENT] = torch.int64
+        self._data[SEGMENT] = torch.full(self._slots_shape, -1, dtype=torch.int64)

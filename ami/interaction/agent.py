@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import torch
 
 from ami.data.collector import StepCollector
-from ami.models.wrapper import InferenceModel
+from ami.models.gate import InferenceModels
 
 
 class Agent(ABC):
@@ -18,12 +18,18 @@ class Agent(ABC):
     :meth:`step` once per tick, and :meth:`teardown`. Recurrent state (a hidden vector
     carried from step to step) belongs here, never inside a model: models are switched
     between threads and must hold no state between calls.
+
+    Models are reached through a snapshot, one per step, so that every model a step
+    calls comes from the same published generation::
+
+        with self.models.snapshot() as m:
+            latent = m["encoder"](observation[None])
     """
 
-    models: Mapping[str, InferenceModel]
+    models: InferenceModels
     collector: StepCollector
 
-    def bind(self, models: Mapping[str, InferenceModel], collector: StepCollector) -> None:
+    def bind(self, models: InferenceModels, collector: StepCollector) -> None:
         """Give the agent the read-only inference models and the experience collector."""
         self.models = models
         self.collector = collector
@@ -46,7 +52,17 @@ class Agent(ABC):
         """
 
     def on_pause(self) -> None:
-        """The system paused; the next step follows a gap in time."""
+        """The system paused; the next step follows a gap in time.
+
+        Steps appended from here on start a new segment (the runtime sees to it).
+        """
+
+    def on_discontinuity(self) -> None:
+        """The world jumped: the new observation does not follow the last one.
+
+        E.g. a reset, a cut to another video. Steps appended from here on start a new
+        segment (the runtime sees to it).
+        """
 
     def on_resume(self) -> None:
         """The system resumed after :meth:`on_pause`."""

@@ -48,6 +48,15 @@ class Environment(ABC):
     def affect(self, action: torch.Tensor) -> None:
         """Apply one action: an int64 tensor with one choice per action category."""
 
+    def broke_continuity(self) -> bool:
+        """Whether the observation just returned does not follow the one before it.
+
+        True once after a jump: the world was reset, the video cut to another file.
+        Asked after every :meth:`observe`; steps from then on start a new segment, so
+        that no model learns the jump as if an action had caused it.
+        """
+        return False
+
     def on_pause(self) -> None:
         """The system paused: stop acting in the world (e.g. release all inputs)."""
 

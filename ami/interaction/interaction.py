@@ -13,7 +13,9 @@ class Interaction:
     """Couples an agent with its environment: observe, decide, act.
 
     Kept apart from the inference thread so that the loop timing and the agent/world
-    logic can be tested and swapped separately.
+    logic can be tested and swapped separately. It also keeps the experience stream
+    truthful: after a pause or a jump of the world, the agent's next steps start a new
+    segment (:meth:`~ami.data.StepCollector.begin_segment`).
     """
 
     def __init__(self, environment: Environment, agent: Agent) -> None:
@@ -28,6 +30,9 @@ class Interaction:
     def step(self) -> None:
         """Observe, choose an action, apply it."""
         observation = self.environment.observe()
+        if self.environment.broke_continuity():
+            self.agent.on_discontinuity()
+            self.agent.collector.begin_segment()
         action = self.agent.step(observation)
         self.environment.affect(action)
 
@@ -35,9 +40,11 @@ class Interaction:
         """Stop acting in the world before the agent is told."""
         self.environment.on_pause()
         self.agent.on_pause()
+        self.agent.collector.begin_segment()
 
     def on_resume(self) -> None:
         """Restore in the reverse order of :meth:`on_pause`."""
+        self.agent.collector.begin_segment()  # no-op after the pause's, unless one slipped in
         self.agent.on_resume()
         self.environment.on_resume()
 

@@ -34,6 +34,10 @@ class EnvironmentWrapper(Environment):
         self.environment.affect(action)
 
     @override
+    def broke_continuity(self) -> bool:
+        return self.environment.broke_continuity()
+
+    @override
     def on_pause(self) -> None:
         self.environment.on_pause()
 

@@ -1,6 +1,6 @@
 """Copy parameters without getting in the inference thread's way.
 
-Three things slow the agent's step while a sync copies a large model behind it:
+Three things slow the agent's step while a publication copies a large model behind it:
 
 - cores: a plain ``copy_`` of a large CPU tensor runs on every intra-op thread torch
   has, fighting the inference thread's forward pass for the same cores. Copies here
@@ -9,7 +9,7 @@ Three things slow the agent's step while a sync copies a large model behind it:
   Each block is copied by one ``copy_`` call, which releases the GIL for the whole
   block. (Copying in many small pieces from a Python loop re-takes the GIL between
   pieces, and the inference thread then waited for it: 2.5% of its 16 ms calls ran
-  1 ms late at 100M parameters, against 0.7% without syncs.)
+  1 ms late at 100M parameters, against 0.7% without publications.)
 - memory bandwidth: a forward pass of a large model streams its weights from memory,
   and so does the copy. So the copy is cut into blocks, and before each block it
   waits (a bounded while) for a moment when no forward pass is running.

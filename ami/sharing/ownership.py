@@ -14,9 +14,12 @@ Example:
     ...     def increment(self) -> None:
     ...         self.value += 1
     >>> counter = Counter()          # the creating thread writes it
-    >>> view = counter.read_only()   # hand this to the other threads
-    >>> view.value
-    0
+    >>> counter.increment()
+    >>> counter.value                # any thread may read it
+    1
+
+Other threads get purpose-built :class:`ReadOnlyHandle` subclasses that expose only
+what they may read (the model gate's inference side, a thread's system control).
 """
 
 from __future__ import annotations
@@ -24,13 +27,10 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
-
-from typing_extensions import override
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 R = TypeVar("R")
-T = TypeVar("T")
 OwnedT = TypeVar("OwnedT", bound="Owned")
 
 _WRITES_MARK = "__ami_writes__"
@@ -91,17 +91,13 @@ class Owned:
         self.check_writer("transfer_to")
         self._writer = thread
 
-    def read_only(self: OwnedT) -> ReadOnlyView[OwnedT]:
-        """A view for the threads that may only read this object."""
-        return ReadOnlyView(self)
-
 
 def writes(
     method: Callable[Concatenate[OwnedT, P], R],
 ) -> Callable[Concatenate[OwnedT, P], R]:
     """Mark a method of an :class:`Owned` object as changing it.
 
-    The method then runs only on the writing thread, and a :class:`ReadOnlyView`
+    The method then runs only on the writing thread, and a :class:`ReadOnlyHandle`
     refuses to hand it out.
     """
 
@@ -134,44 +130,3 @@ class ReadOnlyHandle:
                 f"read-only handle; thread {target.writer.name!r} writes it"
             )
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-
-class ReadOnlyView(Generic[T]):
-    """Read access to a shared object for threads that do not write it.
-
-    Attribute reads pass through; assignments and methods marked with :func:`writes`
-    raise :class:`ReadOnlyError` naming the object, the attempted change and its writer.
-    """
-
-    __slots__ = ("_target",)
-
-    def __init__(self, target: T) -> None:
-        object.__setattr__(self, "_target", target)
-
-    def __getattr__(self, name: str) -> Any:
-        target = object.__getattribute__(self, "_target")
-        value = getattr(target, name)
-        if getattr(value, _WRITES_MARK, False):
-            raise ReadOnlyError(self._describe(f"{name}() changes the object"))
-        return value
-
-    @override
-    def __setattr__(self, name: str, value: object) -> None:
-        raise ReadOnlyError(self._describe(f"assigning {name!r}"))
-
-    @override
-    def __delattr__(self, name: str) -> None:
-        raise ReadOnlyError(self._describe(f"deleting {name!r}"))
-
-    def _describe(self, attempt: str) -> str:
-        target = object.__getattribute__(self, "_target")
-        name = getattr(target, "shared_name", type(target).__name__)
-        writer = getattr(target, "writer", None)
-        owner = ""
-        if isinstance(writer, threading.Thread):
-            owner = f"; thread {writer.name!r} writes it"
-        return f"{name}: {attempt}, but this is a read-only view{owner}"
-
-    @override
-    def __repr__(self) -> str:
-        return f"ReadOnlyView({object.__getattribute__(self, '_target')!r})"

@@ -20,6 +20,7 @@ from ami.config_checks import positive_number
 from ami.data.collector import StepCollector
 from ami.interaction.environment import WorldEnded
 from ami.interaction.interaction import Interaction
+from ami.models.gate import InferenceModels
 from ami.threads.background import BackgroundThread
 from ami.throttle import Throttle
 
@@ -35,6 +36,8 @@ class InferenceThread(BackgroundThread):
         interaction: The agent and its world.
         collector: Where the agent's steps go; its fill level is logged.
         tensorboard_dir: Folder of this thread's event file.
+        models: The agent's models; the age of the copies each step used is charted as
+            ``inference/model_age/<model>/{optimizer_steps,seconds}``.
         interval: Seconds between step starts.
         torch_threads: CPU threads per torch operation on this thread (None: the
             process's count).
@@ -45,12 +48,14 @@ class InferenceThread(BackgroundThread):
         interaction: Interaction,
         collector: StepCollector,
         tensorboard_dir: Path | str,
+        models: InferenceModels | None = None,
         interval: float = 0.1,
         torch_threads: int | None = None,
     ) -> None:
         super().__init__("inference", tensorboard_dir, torch_threads)
         self.interaction = interaction
         self.collector = collector
+        self.models = models
         self.interval = positive_number("threads.inference.interval", interval)
         self.steps = 0
         self.overruns = 0
@@ -108,6 +113,10 @@ class InferenceThread(BackgroundThread):
         values.update(
             {f"inference/{key}": value for key, value in self.interaction.metrics().items()}
         )
+        if self.models is not None:
+            for name, (optimizer_steps, seconds) in self.models.ages().items():
+                values[f"inference/model_age/{name}/optimizer_steps"] = float(optimizer_steps)
+                values[f"inference/model_age/{name}/seconds"] = seconds
         self.metrics.scalars(values, self.steps)
 
     def _resume(self) -> None:

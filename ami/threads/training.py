@@ -18,7 +18,7 @@ from typing_extensions import override
 from ami.checkpoints import load_checkpoint, save_checkpoint
 from ami.data.buffer import DataBuffer
 from ami.data.collector import StepCollector
-from ami.models.wrapper import ModelWrapper
+from ami.models.gate import ModelGate
 from ami.system.control import ThreadControl
 from ami.threads.background import BackgroundThread
 from ami.trainers.trainer import Trainer
@@ -47,7 +47,7 @@ class TrainingThread(BackgroundThread):
         self,
         collector: StepCollector,
         buffers: Mapping[str, DataBuffer],
-        models: Mapping[str, ModelWrapper],
+        models: ModelGate,
         trainers: Mapping[str, Trainer],
         fabric: Fabric,
         tensorboard_dir: Path | str,
@@ -58,7 +58,7 @@ class TrainingThread(BackgroundThread):
         super().__init__("training", tensorboard_dir, torch_threads)
         self.collector = collector
         self.buffers = dict(buffers)
-        self.models = dict(models)
+        self.models = models
         self.trainers = dict(trainers)
         self.fabric = fabric
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -117,8 +117,9 @@ class TrainingThread(BackgroundThread):
             logger.warning("%d steps were dropped before training could take them", taken.dropped)
         if not len(taken):
             return
+        segments = taken.segments
         for buffer in self.buffers.values():
-            buffer.extend(taken)
+            buffer.extend(taken, segments)
         self.steps_taken += len(taken)
         values = {
             f"buffer/{name}/{key}": value
@@ -144,6 +145,8 @@ class TrainingThread(BackgroundThread):
     @override
     def status(self) -> Mapping[str, object]:
         return {
+            # Optimizer steps of all trainers: what a stuck or parked thread stops adding to.
+            "steps": sum(trainer.global_step for trainer in self.trainers.values()),
             "steps_taken": self.steps_taken,
             "trainers": {
                 name: {"runs": trainer.runs, "optimizer_steps": trainer.global_step}

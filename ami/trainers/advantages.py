@@ -15,11 +15,15 @@ def generalized_advantages(
     bootstrap: torch.Tensor | float,
     gamma: float,
     lam: float,
+    continues: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """GAE(gamma, lambda) over one trajectory without episode ends.
 
     The agent lives in one continuing world, so no step is terminal: the last step
-    bootstraps from the value of the step that follows the trajectory.
+    bootstraps from the value of the step that follows the trajectory. Where the
+    trajectory breaks (a pause, a drop: the next recorded step does not follow), the
+    advantage stops accumulating, and the step before the break, whose successor's
+    value was never recorded, bootstraps from its own value instead.
 
     Args:
         rewards: (T,) reward of each step's transition.
@@ -27,6 +31,8 @@ def generalized_advantages(
         bootstrap: Value estimate of the step after the last one.
         gamma: Discount factor.
         lam: GAE's lambda: 0 is one-step TD, 1 is the Monte-Carlo return.
+        continues: (T,) bool, whether step t+1 (or the bootstrap step, for the last)
+            follows step t; None: every step does.
 
     Returns:
         ``(advantages, returns)``, each (T,); ``returns = advantages + values`` is the
@@ -41,11 +47,16 @@ def generalized_advantages(
     values = values.float()
     last = torch.as_tensor(bootstrap, dtype=values.dtype, device=values.device).reshape(1)
     next_values = torch.cat([values[1:], last])
+    follows = [True] * len(rewards) if continues is None else continues.bool().tolist()
+    if len(follows) != len(rewards):
+        raise ValueError(f"continues must be (T,) like rewards, got {len(follows)} entries")
+    if continues is not None:
+        next_values = torch.where(continues.to(values.device).bool(), next_values, values)
     deltas = (rewards + gamma * next_values - values).tolist()
     advantages = [0.0] * len(deltas)
     running = 0.0
     for t in range(len(deltas) - 1, -1, -1):
-        running = deltas[t] + gamma * lam * running
+        running = deltas[t] + gamma * lam * running * follows[t]
         advantages[t] = running
     advantage = torch.tensor(advantages, dtype=values.dtype, device=values.device)
     return advantage, advantage + values

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning_fabric import Fabric
 from typing_extensions import override
 
 from ami.data.buffer import DataBuffer
 from ami.data.sequential_buffer import SequentialBuffer
-from ami.metrics import EventWriter
+from ami.data.step import SEGMENT
 from ami.models.nets import MultiCategorical
-from ami.models.wrapper import ModelWrapper
-from ami.system.control import ThreadControl
 from ami.trainers.advantages import ReturnScaler, generalized_advantages
 from ami.trainers.trainer import Trainer
 
@@ -30,7 +27,8 @@ class PPOTrainer(Trainer):
     read in order, rewards are scaled by the running spread of their discounted sum
     (curiosity rewards drift as the world model learns), and GAE advantages are
     computed from the values recorded while acting, bootstrapping from the step after
-    the rollout. Each optimizer step is then one shuffled minibatch, ``epochs`` passes
+    the rollout; they do not run across a segment boundary (a pause, dropped steps).
+    Each optimizer step is then one shuffled minibatch, ``epochs`` passes
     in all.
 
     The policy reads the stored latent and hidden state instead of recomputing them,
@@ -116,24 +114,19 @@ class PPOTrainer(Trainer):
         self._minibatches: deque[torch.Tensor] = deque()
 
     @override
-    def bind(
-        self,
-        name: str,
-        models: Mapping[str, ModelWrapper],
-        buffers: Mapping[str, DataBuffer],
-        fabric: Fabric,
-        control: ThreadControl,
-        metrics: EventWriter,
+    def check_wiring(
+        self, name: str, models: Sequence[str], buffers: Mapping[str, DataBuffer]
     ) -> None:
-        super().bind(name, models, buffers, fabric, control, metrics)
-        if not isinstance(self.buffer, SequentialBuffer):
+        super().check_wiring(name, models, buffers)
+        buffer = buffers[self.buffer_name]
+        if not isinstance(buffer, SequentialBuffer):
             raise TypeError(
                 f"trainer {name}: buffer {self.buffer_name!r} must be a SequentialBuffer "
-                f"(PPO needs the latest steps in order), got {type(self.buffer).__name__}"
+                f"(PPO needs the latest steps in order), got {type(buffer).__name__}"
             )
-        if self.buffer.capacity <= self.rollout_length:
+        if buffer.capacity <= self.rollout_length:
             raise ValueError(
-                f"trainer {name}: buffer {self.buffer_name!r} holds {self.buffer.capacity} "
+                f"trainer {name}: buffer {self.buffer_name!r} holds {buffer.capacity} "
                 f"steps; rollout_length={self.rollout_length} needs at least one more"
             )
 
@@ -158,14 +151,20 @@ class PPOTrainer(Trainer):
 
     @override
     def on_run_start(self) -> None:
-        assert isinstance(self.buffer, SequentialBuffer)  # checked in bind
+        assert isinstance(self.buffer, SequentialBuffer)  # checked in check_wiring
         data = self.buffer.latest(self.rollout_length + 1)
         data = {key: value.to(self.fabric.device) for key, value in data.items()}
         raw = data["reward"][:-1].float()
         rewards = self.scaler(raw) if self.scaler is not None else raw
         values = data["value"].float()
+        segment = data[SEGMENT]
         advantages, returns = generalized_advantages(
-            rewards, values[:-1], values[-1], self.gamma, self.gae_lambda
+            rewards,
+            values[:-1],
+            values[-1],
+            self.gamma,
+            self.gae_lambda,
+            continues=segment[1:] == segment[:-1],
         )
         # Without a decision flag, every step counts as chosen by the policy.
         decision = data["decision"][:-1].float() if "decision" in data else torch.ones_like(raw)

@@ -3,13 +3,13 @@ r"""One learning job: the models it trains and reads, its data, and when it runs
 The training thread asks each trainer in turn whether it :meth:`~Trainer.is_ready`
 (enough new data since its last run) and then :meth:`~Trainer.run`\\ s it: a fixed number
 of optimizer steps on batches sampled from its buffer, after which the models it trained
-are synced to the inference thread.
+are published to the inference thread as one generation.
 
 Fabric decides device, precision and seeding. It wraps only the optimizers
-(``fabric.setup_optimizers``); modules stay raw and are placed by their
-:class:`~ami.models.ModelWrapper`, because a sync switches which module object trains,
-and a module sealed inside ``fabric.setup(module)`` would keep training the old one.
-Autocast is entered per step on the training thread, where it applies.
+(``fabric.setup_optimizers``); modules stay raw and are placed by the
+:class:`~ami.models.ModelGate`, because a publication switches which module object
+trains, and a module sealed inside ``fabric.setup(module)`` would keep training the old
+one. Autocast is entered per step on the training thread, where it applies.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from torch.optim import Optimizer
 from ami.config_checks import positive_number, whole_number
 from ami.data.buffer import DataBuffer
 from ami.metrics import EventWriter
-from ami.models.wrapper import ModelWrapper
+from ami.models.gate import ModelGate
+from ami.models.optimizer_binding import BoundOptimizer
 from ami.system.control import ThreadControl
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class Trainer(ABC):
     """Base of every trainer; subclasses define the loss.
 
     Args:
-        trains: Models whose parameters this trainer updates (and syncs after a run).
+        trains: Models whose parameters this trainer updates (and publishes after a run).
         reads: Models it only reads; their training copies are frozen during its runs.
         buffer: Name of the buffer it samples.
         batch_size: Samples per optimizer step.
@@ -95,7 +96,7 @@ class Trainer(ABC):
     def bind(
         self,
         name: str,
-        models: Mapping[str, ModelWrapper],
+        models: ModelGate,
         buffers: Mapping[str, DataBuffer],
         fabric: Fabric,
         control: ThreadControl,
@@ -103,6 +104,21 @@ class Trainer(ABC):
     ) -> None:
         """Connect the trainer to the runtime; names that do not exist fail here."""
         self.name = name
+        self.check_wiring(name, models.names, buffers)
+        self.models = models
+        self.buffer = buffers[self.buffer_name]
+        self.fabric = fabric
+        self.control = control
+        self.metrics = metrics
+
+    def check_wiring(
+        self, name: str, models: Sequence[str], buffers: Mapping[str, DataBuffer]
+    ) -> None:
+        """Raise unless the models and the buffer this trainer names exist and fit it.
+
+        Called when the experiment is built, before anything starts, and again by
+        :meth:`bind`.
+        """
         for role, names in (("trains", self.trains), ("reads", self.reads)):
             unknown = [model for model in names if model not in models]
             if unknown:
@@ -114,27 +130,34 @@ class Trainer(ABC):
                 f"trainer {name}: buffer={self.buffer_name!r} names no buffer; "
                 f"buffers are {sorted(buffers)}"
             )
-        self.models = models
-        self.buffer = buffers[self.buffer_name]
-        if self.sequence_length > self.buffer.longest_sequence:
+        longest = buffers[self.buffer_name].longest_sequence
+        if self.sequence_length > longest:
             raise ValueError(
                 f"trainer {name}: sequence_length={self.sequence_length} is longer than "
-                f"buffer {self.buffer_name} can give ({self.buffer.longest_sequence} steps)"
+                f"buffer {self.buffer_name} can give ({longest} steps)"
             )
-        self.fabric = fabric
-        self.control = control
-        self.metrics = metrics
 
     def setup(self) -> None:
         """Create the optimizer on the training thread, before the inference loop starts.
 
         Building the first optimizer imports a large part of torch under the GIL; doing
-        it here keeps that stall away from the running agent.
+        it here keeps that stall away from the running agent. The gate keeps it on the
+        training copies across publications: rebound in place when its type allows,
+        else rebuilt by :meth:`configure_optimizer` from its state.
         """
-        optimizer = self.configure_optimizer(self.trained_parameters())
-        self.optimizer: Optimizer = self.fabric.setup_optimizers(optimizer)  # type: ignore[assignment]
-        for name in self.trains:
-            self.models[name].attach_optimizer(self.optimizer)
+        self._optimizer = BoundOptimizer(
+            self._build_optimizer(self.trained_parameters()), rebuild=self._build_optimizer
+        )
+        self.models.attach_optimizer(self.trains, self._optimizer)
+
+    @property
+    def optimizer(self) -> Optimizer:
+        """The optimizer over the trained models' current training copies."""
+        return self._optimizer.optimizer
+
+    def _build_optimizer(self, parameters: Sequence[nn.Parameter]) -> Optimizer:
+        optimizer: Optimizer = self.fabric.setup_optimizers(self.configure_optimizer(parameters))  # type: ignore[assignment]
+        return optimizer
 
     def state_dict(self) -> dict[str, Any]:
         """Optimizer state and progress counters, for a checkpoint."""
@@ -145,7 +168,7 @@ class Trainer(ABC):
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` (after :meth:`setup`, before the models sync)."""
+        """Restore :meth:`state_dict` (after :meth:`setup`, before the models are published)."""
         self.optimizer.load_state_dict(state["optimizer"])
         self.global_step = int(state["global_step"])
         self.runs = int(state["runs"])
@@ -159,7 +182,7 @@ class Trainer(ABC):
         return [
             param
             for name in self.trains
-            for param in self.models[name].training_module.parameters()
+            for param in self.models.training_module(name).parameters()
             if param.requires_grad
         ]
 
@@ -170,11 +193,11 @@ class Trainer(ABC):
                 f"trainer {self.name} uses model {name!r} but declares only "
                 f"trains={self.trains} reads={self.reads}"
             )
-        return self.models[name].training_module
+        return self.models.training_module(name)
 
     def is_ready(self) -> bool:
         """Whether enough new data arrived for a run."""
-        if len(self.buffer) < max(self.batch_size, self.sequence_length):
+        if len(self.buffer) < self.batch_size or not self.buffer.can_sample(self.sequence_length):
             return False
         if self.runs == 0:
             return True
@@ -193,9 +216,9 @@ class Trainer(ABC):
         """Losses for one batch: ``"loss"`` is optimised, the other entries are logged."""
 
     def run(self) -> bool:
-        """One run of optimizer steps, then sync; False if shutdown interrupted it."""
+        """One run of optimizer steps, then publication; False if shutdown interrupted it."""
         self._mark = self.buffer.total_added
-        frozen = [self.models[name].training_module for name in self.reads]
+        frozen = [self.models.training_module(name) for name in self.reads]
         saved = [[p.requires_grad for p in module.parameters()] for module in frozen]
         for module in frozen:
             module.requires_grad_(False)
@@ -212,8 +235,7 @@ class Trainer(ABC):
                 for param, flag in zip(module.parameters(), flags, strict=True):
                     param.requires_grad_(flag)
         if completed:
-            for name in self.trains:
-                self.models[name].sync()
+            self.models.publish(self.trains)
             self.runs += 1
             self.on_run_end()
         return completed
@@ -222,7 +244,7 @@ class Trainer(ABC):
         """Called before a run's first step (e.g. to prepare a rollout once per run)."""
 
     def on_run_end(self) -> None:
-        """Called after each completed run and sync (e.g. to log images)."""
+        """Called after each completed run and publication (e.g. to log images)."""
 
     def _optimizer_step(self) -> None:
         started = time.perf_counter()
@@ -242,6 +264,7 @@ class Trainer(ABC):
                 self.global_step,
             )
         self.optimizer.zero_grad(set_to_none=True)
+        self.models.count_steps(self.trains)
         self.global_step += 1
         elapsed = time.perf_counter() - started
         values = {f"training/{self.name}/{key}": float(v.detach()) for key, v in losses.items()}

@@ -29,7 +29,7 @@ def test_take_swaps_the_container_instead_of_copying() -> None:
         collector.append(step(i))
     pending_before = collector._pending
     taken = collector.take()
-    assert taken.steps is pending_before
+    assert taken.entries is pending_before
     assert collector._pending is not pending_before
 
 
@@ -111,3 +111,43 @@ def test_stress_every_step_arrives_exactly_once_in_order() -> None:
     assert takes > 10, "the test must interleave takes with appends"
     assert len(received) == total
     assert received == list(range(total))
+
+
+def test_only_the_taker_takes() -> None:
+    collector = StepCollector()
+    collector.append(step(0))
+    training = threading.Thread(target=lambda: None, name="training")
+    collector.transfer_taking_to(training)
+    with pytest.raises(OwnershipError, match=r"experience\.take: thread 'MainThread' may not take"):
+        collector.take()
+    assert collector.pending == 1, "a refused take loses nothing"
+    with pytest.raises(OwnershipError, match="transfer_taking_to"):
+        collector.transfer_taking_to(threading.current_thread())
+
+
+def test_segments_start_at_begin_segment_once_and_continue_across_takes() -> None:
+    collector = StepCollector()
+    collector.begin_segment()  # nothing appended yet: no new segment
+    collector.append(step(0))
+    collector.append(step(1))
+    first = collector.take()
+    collector.append(step(2))  # continues the segment across the take
+    collector.begin_segment()
+    collector.begin_segment()  # a pause and its resume: one break
+    collector.append(step(3))
+    second = collector.take()
+    assert first.segments[0] == first.segments[1] == second.segments[0]
+    assert second.segments[1] != second.segments[0]
+
+
+def test_a_drop_starts_a_new_segment_after_the_lost_step() -> None:
+    collector = StepCollector(max_pending=3)
+    collector.append(step(0))
+    before = collector.take()
+    for i in range(1, 6):  # 1 and 2 are dropped
+        collector.append(step(i))
+    after = collector.take()
+    assert [int(s["index"]) for s in after] == [3, 4, 5]
+    assert after.dropped == 2
+    assert len(set(after.segments)) == 1, "3, 4, 5 follow each other"
+    assert after.segments[0] != before.segments[0], "3 does not follow 0"

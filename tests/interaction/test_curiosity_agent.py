@@ -1,4 +1,4 @@
-"""The curiosity agent with real small nets, real model wrappers and a real collector."""
+"""The curiosity agent with real small nets, a real model gate and a real collector."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from runtime_parts import small_models
 
 from ami.data import SequentialBuffer, StepCollector
 from ami.interaction.agents import CuriosityAgent
-from ami.models import ModelWrapper
+from ami.models import ModelGate
 from ami.models.nets import (
     ForwardDynamics,
     MultiCategorical,
@@ -30,12 +30,10 @@ KEYS = {
 }
 
 
-def make_agent(
-    models: dict[str, ModelWrapper], action_repeat: int = 1
-) -> tuple[CuriosityAgent, StepCollector]:
+def make_agent(models: ModelGate, action_repeat: int = 1) -> tuple[CuriosityAgent, StepCollector]:
     agent = CuriosityAgent(action_names=NAMES, action_repeat=action_repeat, seed=0)
     collector = StepCollector()
-    agent.bind({name: model.inference for name, model in models.items()}, collector)
+    agent.bind(models.inference, collector)
     agent.setup()
     return agent, collector
 
@@ -80,15 +78,16 @@ def test_records_arrive_one_step_late_carrying_their_own_transition() -> None:
     assert not torch.equal(records[1]["hidden"], torch.zeros(16))
 
     # The reward of step t is the prediction error of dynamics(z_t, a_t, h_t) against z_{t+1}.
-    encoder, dynamics = models["encoder"].inference, models["dynamics"].inference
-    for t in range(3):
-        record = records[t]
-        predicted, _ = dynamics(
-            record["latent"][None], record["action"][None], record["hidden"][None]
-        )
-        expected = (predicted[0] - encoder(frames[t + 1][None])[0]).square().mean()
-        assert torch.allclose(record["reward"], expected, atol=1e-6)
-        assert torch.allclose(record["latent"], encoder(frames[t][None])[0])
+    with models.inference.snapshot() as snapshot:
+        encoder, dynamics = snapshot["encoder"], snapshot["dynamics"]
+        for t in range(3):
+            record = records[t]
+            predicted, _ = dynamics(
+                record["latent"][None], record["action"][None], record["hidden"][None]
+            )
+            expected = (predicted[0] - encoder(frames[t + 1][None])[0]).square().mean()
+            assert torch.allclose(record["reward"], expected, atol=1e-6)
+            assert torch.allclose(record["latent"], encoder(frames[t][None])[0])
 
 
 def test_recorded_steps_train_through_a_buffer_despite_inference_mode() -> None:
@@ -99,17 +98,17 @@ def test_recorded_steps_train_through_a_buffer_despite_inference_mode() -> None:
     buffer = SequentialBuffer(capacity=8)
     buffer.extend(collector.take())
     batch = buffer.sample(4)
-    policy = models["policy"].training_module
+    policy = models.training_module("policy")
     logits, value = policy(batch["latent"], batch["hidden"])
     log_prob = MultiCategorical(logits).log_prob(batch["action"])
     ((value - batch["reward"]).square() - log_prob * batch["value"]).mean().backward()
     assert all(p.grad is not None for p in policy.parameters())
 
 
-def train_dynamics_on(models: dict[str, ModelWrapper], image: torch.Tensor) -> None:
+def train_dynamics_on(models: ModelGate, image: torch.Tensor) -> None:
     """Teach the forward model that ``image`` follows ``image``, whatever the action."""
-    encoder = models["encoder"].training_module
-    dynamics = models["dynamics"].training_module
+    encoder = models.training_module("encoder")
+    dynamics = models.training_module("dynamics")
     assert isinstance(dynamics, ForwardDynamics)
     optimizer = torch.optim.Adam(dynamics.parameters(), lr=1e-2)
     generator = torch.Generator().manual_seed(0)
@@ -127,7 +126,7 @@ def train_dynamics_on(models: dict[str, ModelWrapper], image: torch.Tensor) -> N
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    models["dynamics"].sync()
+    models.publish(["dynamics"])
 
 
 def test_a_surprising_transition_earns_more_reward_than_a_familiar_one() -> None:
@@ -152,6 +151,7 @@ def test_metrics_report_reward_value_and_entropy_per_category() -> None:
     metrics = agent.metrics()
     assert set(metrics) == {
         "intrinsic_reward",
+        "discarded_records",
         "policy_value",
         *(f"action_entropy/{name}" for name in NAMES),
     }
@@ -171,6 +171,7 @@ def test_no_reward_is_computed_across_a_pause() -> None:
     agent.step(frame(2))
     assert collector.pending == 1, "the record spanning the pause was dropped"
     assert "intrinsic_reward" not in agent.metrics()
+    assert agent.metrics()["discarded_records"] == 1.0, "and counted"
     agent.step(frame(3))
     records = list(collector.take())
     assert len(records) == 2
@@ -187,17 +188,17 @@ def test_action_repeat_holds_choices_and_flags_the_decisions() -> None:
 
 
 def test_a_missing_model_is_named_with_the_models_available() -> None:
-    models = small_models()
-    del models["dynamics"], models["policy"]
+    full = small_models()
+    models = ModelGate({name: full.training_module(name) for name in ("encoder", "decoder")})
     agent = CuriosityAgent()
     with pytest.raises(KeyError, match=r"dynamics.*\['decoder', 'encoder'\]"):
-        agent.bind({name: model.inference for name, model in models.items()}, StepCollector())
+        agent.bind(models.inference, StepCollector())
 
 
 def test_action_names_must_match_the_policy() -> None:
     agent = CuriosityAgent(action_names=["a", "b"])
     models = small_models()
-    agent.bind({name: model.inference for name, model in models.items()}, StepCollector())
+    agent.bind(models.inference, StepCollector())
     agent.setup()
     with pytest.raises(ValueError, match="2 categories"):
         agent.step(frame(0))
@@ -208,18 +209,28 @@ def test_reward_after_an_encoder_sync_compares_latents_of_the_new_encoder() -> N
     agent, collector = make_agent(models)
     first, second = frame(1), frame(2)
     agent.step(first)
-    hidden_before = models["dynamics"].inference.call("initial_hidden", 1)
-    encoder = models["encoder"]
+    with models.inference.snapshot() as snapshot:
+        hidden_before = snapshot["dynamics"].initial_hidden(1)
     with torch.no_grad():
-        for param in encoder.training_module.parameters():
+        for param in models.training_module("encoder").parameters():
             param.mul_(5.0)  # a very different latent space
-    encoder.sync()
+    models.publish(["encoder"])
     agent.step(second)
     (record,) = list(collector.take())
-    new = models["encoder"].inference
-    with torch.inference_mode():
-        predicted, _ = models["dynamics"].inference(
-            new(first[None]), record["action"][None], hidden_before
-        )
+    with models.inference.snapshot() as snapshot:
+        new = snapshot["encoder"]
+        predicted, _ = snapshot["dynamics"](new(first[None]), record["action"][None], hidden_before)
         expected = (predicted - new(second[None])).square().mean()
     torch.testing.assert_close(record["reward"], expected)
+
+
+def test_a_jump_of_the_world_discards_the_pending_record_and_starts_memory_afresh() -> None:
+    agent, collector = make_agent(small_models())
+    for t in range(3):
+        agent.step(frame(t))
+    assert collector.pending == 2
+    agent.on_discontinuity()
+    assert torch.equal(agent._hidden, torch.zeros(1, 16)), "a new world needs a new memory"
+    agent.step(frame(10))
+    assert collector.pending == 2, "no record spans the jump"
+    assert agent.metrics()["discarded_records"] == 1.0

@@ -66,12 +66,21 @@ def test_actions_are_checked_and_ignored(video_of: Callable[..., Path]) -> None:
     env.teardown()
 
 
-def test_an_empty_folder_or_missing_path_fails_at_setup(tmp_path: Path) -> None:
+def test_an_empty_folder_or_missing_path_fails_when_the_sensor_is_built(tmp_path: Path) -> None:
+    """At launch, before any thread starts; not when the run is already under way."""
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="holds no video"):
-        VideoFilesSensor(str(tmp_path / "empty")).setup()
+        VideoFilesSensor(str(tmp_path / "empty"))
     with pytest.raises(FileNotFoundError, match="no such video file or folder"):
-        VideoFilesSensor(str(tmp_path / "missing")).setup()
+        VideoFilesSensor(str(tmp_path / "missing"))
+
+
+def test_a_video_removed_after_launch_still_fails_clearly_at_setup(tmp_path: Path) -> None:
+    (tmp_path / "clip.avi").write_bytes(b"")
+    sensor = VideoFilesSensor(str(tmp_path / "clip.avi"))
+    (tmp_path / "clip.avi").unlink()
+    with pytest.raises(FileNotFoundError, match="no such video file or folder"):
+        sensor.setup()
 
 
 def test_a_broken_video_in_the_folder_fails_at_setup(folder: Path) -> None:

@@ -274,7 +274,7 @@ def test_encoder_decoder_vae_and_policy_are_pure(generator: torch.Generator) -> 
 
 
 def test_a_deep_copy_computes_the_same_function(generator: torch.Generator) -> None:
-    # ModelWrapper deep-copies the model; nothing may live outside parameters and buffers.
+    # The model gate deep-copies the model; nothing may live outside parameters and buffers.
     dynamics = build_dynamics("small", CHOICES)
     latent = torch.randn(2, dynamics.latent_dim, generator=generator)
     action = random_actions(2, CHOICES, generator)
@@ -448,25 +448,27 @@ def test_factories_instantiate_from_hydra_configs() -> None:
     assert policy.action_choices == (3, 3, 3, 2, 2)
 
 
-def test_dynamics_trains_and_syncs_inside_a_model_wrapper(generator: torch.Generator) -> None:
-    from ami.models import ModelWrapper
+def test_dynamics_trains_and_publishes_through_the_model_gate(generator: torch.Generator) -> None:
+    from ami.models import BoundOptimizer, ModelGate
 
-    wrapper = ModelWrapper("dynamics", build_dynamics("small", CHOICES))
-    optimizer = torch.optim.AdamW(wrapper.training_module.parameters(), lr=1e-2)
-    wrapper.attach_optimizer(optimizer)
-    assert wrapper.inference.call("initial_hidden", 2).shape == (2, 128)
+    gate = ModelGate({"dynamics": build_dynamics("small", CHOICES)})
+    optimizer = torch.optim.AdamW(gate.training_module("dynamics").parameters(), lr=1e-2)
+    gate.attach_optimizer(["dynamics"], BoundOptimizer(optimizer))
     hidden = torch.randn(2, 128, generator=generator)
     latent = torch.randn(2, world_model_size("small").latent_dim, generator=generator)
     action = random_actions(2, CHOICES, generator)
-    before, _ = wrapper.inference(latent, action, hidden)
+    with gate.inference.snapshot() as models:
+        assert models["dynamics"].initial_hidden(2).shape == (2, 128)
+        before, _ = models["dynamics"](latent, action, hidden)
     for _ in range(2):
-        predicted, _ = wrapper.training_module(latent, action, hidden)
+        predicted, _ = gate.training_module("dynamics")(latent, action, hidden)
         optimizer.zero_grad()
         predicted.square().mean().backward()
         optimizer.step()
-        wrapper.sync()
-    after, _ = wrapper.inference(latent, action, hidden)
+        gate.publish()
+    with gate.inference.snapshot() as models:
+        after, _ = models["dynamics"](latent, action, hidden)
     assert not torch.allclose(before, after)
     with torch.no_grad():
-        expected, _ = wrapper.training_module.eval()(latent, action, hidden)
+        expected, _ = gate.training_module("dynamics").eval()(latent, action, hidden)
     torch.testing.assert_close(after, expected)

@@ -2,7 +2,7 @@ import threading
 
 import pytest
 
-from ami.sharing import Owned, OwnershipError, ReadOnlyError, ReadOnlyView, writes
+from ami.sharing import Owned, OwnershipError, writes
 
 
 class Counter(Owned):
@@ -48,29 +48,6 @@ def test_other_thread_cannot_write() -> None:
     assert "intruder" in message
     assert threading.current_thread().name in message
     assert counter.value == 0
-
-
-def test_read_only_view_reads_but_refuses_writes() -> None:
-    counter = Counter()
-    counter.increment()
-    view = counter.read_only()
-    assert isinstance(view, ReadOnlyView)
-    assert view.value == 1
-    with pytest.raises(
-        ReadOnlyError, match=r"counter: increment\(\) changes the object.*read-only"
-    ):
-        view.increment()
-    with pytest.raises(ReadOnlyError, match="assigning 'value'"):
-        view.value = 5
-    with pytest.raises(ReadOnlyError, match="deleting 'value'"):
-        del view.value
-    assert counter.value == 1
-
-
-def test_read_only_view_refuses_even_on_the_writer_thread() -> None:
-    view = Counter().read_only()
-    with pytest.raises(ReadOnlyError):
-        view.increment()
 
 
 def test_transfer_moves_write_permission() -> None:

@@ -34,6 +34,23 @@ def test_gae_limits_are_td_and_monte_carlo() -> None:
     assert monte_carlo.tolist() == pytest.approx(expected[::-1])
 
 
+def test_gae_stops_at_a_segment_boundary_and_bootstraps_from_the_step_itself() -> None:
+    """A pause after step 1: step 2's value must not flow back into step 1."""
+    rewards = torch.tensor([1.0, 0.0, 2.0])
+    values = torch.tensor([0.5, 1.0, 0.0])
+    continues = torch.tensor([True, False, True])
+    advantages, _ = generalized_advantages(
+        rewards, values, 1.5, gamma=0.9, lam=0.8, continues=continues
+    )
+    # deltas: 1.4;  0 + 0.9 * 1.0 (its own value) - 1 = -0.1;  3.35
+    # A2 = 3.35;  A1 = -0.1 (nothing from after the break);  A0 = 1.4 + 0.72 * -0.1 = 1.328
+    assert advantages.tolist() == pytest.approx([1.328, -0.1, 3.35])
+    whole, _ = generalized_advantages(
+        rewards, values, 1.5, gamma=0.9, lam=0.8, continues=torch.ones(3, dtype=torch.bool)
+    )
+    assert whole.tolist() == pytest.approx([2.41664, 1.412, 3.35]), "no break: plain GAE"
+
+
 def test_gae_rejects_mismatched_shapes() -> None:
     with pytest.raises(ValueError, match="rewards and values"):
         generalized_advantages(torch.zeros(3), torch.zeros(4), 0.0, 0.9, 0.9)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from ami.data import SequentialBuffer
 from ami.experiment import build
 from ami.interaction.agents import CuriosityAgent
-from ami.threads import TrainingThread
+from ami.threads import MainThread, TrainingThread
 from ami.trainers import DynamicsTrainer, PPOTrainer, ReconstructionTrainer, VAETrainer
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -20,9 +24,36 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 pytestmark = [pytest.mark.usefixtures("keep_main_thread_name"), pytest.mark.timeout(60)]
 
 
-def launch_config(*overrides: str) -> DictConfig:
+def launch_config(*overrides: str, api: bool = False) -> DictConfig:
+    web_api = "web_api.port=0" if api else "web_api=none"
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("launch", overrides=["web_api=none", *overrides])
+        return compose("launch", overrides=[web_api, *overrides])
+
+
+def run_until(main: MainThread, done: Callable[[], bool], deadline: float = 150.0) -> int:
+    """Run ``main`` until ``done()`` holds, then shut it down through the control API.
+
+    Driven by progress, not by seconds: a busy machine only makes it take longer.
+    """
+
+    def watch() -> None:
+        limit = time.monotonic() + deadline
+        while time.monotonic() < limit and not (main._started_at and done()):
+            time.sleep(0.05)
+        assert main.api is not None
+        request = urllib.request.Request(
+            main.api.url + "/api/shutdown",
+            method="POST",
+            data=b"",
+            headers={"Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(request, timeout=30).close()
+
+    watcher = threading.Thread(target=watch, name="test-watcher", daemon=True)
+    watcher.start()
+    code = main.run()
+    watcher.join(30)
+    return code
 
 
 def training_thread(cfg: DictConfig, tmp_path: Path) -> TrainingThread:
@@ -52,7 +83,7 @@ def test_curiosity_config_builds_agent_trajectory_buffer_and_ppo(tmp_path: Path)
 
 def test_vae_config_builds_one_trainer(tmp_path: Path) -> None:
     training = training_thread(launch_config("model=vae", "agent=random"), tmp_path)
-    assert set(training.models) == {"encoder", "decoder"}
+    assert set(training.models.names) == {"encoder", "decoder"}
     assert [type(t) for t in training.trainers.values()] == [VAETrainer]
 
 
@@ -63,7 +94,7 @@ def test_curiosity_without_dynamics_and_policy_fails_at_build(tmp_path: Path) ->
 
 
 FAST = [
-    "max_uptime=4",
+    "max_uptime=200",  # a safety net: the runs below stop once they have learned
     "threads.inference.interval=0.03",
     "model.trainers.representation.min_new_steps=8",
     "model.trainers.dynamics.min_new_steps=8",
@@ -71,6 +102,7 @@ FAST = [
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)
 def test_a_short_curiosity_run_acts_learns_its_policy_and_logs(tmp_path: Path) -> None:
     cfg = launch_config(
         "agent=curiosity",
@@ -78,14 +110,16 @@ def test_a_short_curiosity_run_acts_learns_its_policy_and_logs(tmp_path: Path) -
         *FAST,
         "agent.trainers.policy.rollout_length=16",
         "agent.trainers.policy.minibatch_size=8",
+        api=True,
     )
     main = build(cfg, tmp_path)
     (inference,) = [t for t in main.threads if not isinstance(t, TrainingThread)]
     assert isinstance(inference.interaction.agent, CuriosityAgent)
-    assert main.run() == 0
     (training,) = [t for t in main.threads if isinstance(t, TrainingThread)]
-    assert training.trainers["policy"].runs >= 1
-    assert training.models["policy"].syncs >= 1
+    trainers = training.trainers
+    assert run_until(main, lambda: all(t.runs >= 1 for t in trainers.values())) == 0
+    assert trainers["policy"].runs >= 1
+    assert training.models._current.models["policy"].version >= 1, "the policy was published"
     inference_tags = scalar_tags(tmp_path / "tensorboard" / "inference")
     assert {
         "inference/intrinsic_reward",
@@ -98,13 +132,14 @@ def test_a_short_curiosity_run_acts_learns_its_policy_and_logs(tmp_path: Path) -
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)
 def test_a_short_vae_run_with_the_random_agent_learns(tmp_path: Path) -> None:
     cfg = launch_config(
-        "model=vae", "agent=random", *FAST[:2], "model.trainers.vae.min_new_steps=8"
+        "model=vae", "agent=random", *FAST[:2], "model.trainers.vae.min_new_steps=8", api=True
     )
     main = build(cfg, tmp_path)
-    assert main.run() == 0
     (training,) = [t for t in main.threads if isinstance(t, TrainingThread)]
+    assert run_until(main, lambda: training.trainers["vae"].runs >= 1) == 0
     assert training.trainers["vae"].runs >= 1
     assert {"training/vae/kl", "training/vae/reconstruction"} <= scalar_tags(
         tmp_path / "tensorboard" / "training"

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 from lightning_fabric import Fabric
+from runtime_parts import infer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ami.data import DataBuffer, RandomReplacementBuffer, SequentialBuffer
 from ami.metrics import EventWriter
-from ami.models import ModelWrapper
+from ami.models import ModelGate
 from ami.models.nets import MultiCategorical, PolicyValue
 from ami.system import SystemControl
 from ami.trainers import PPOTrainer
@@ -19,19 +20,19 @@ from ami.trainers import PPOTrainer
 CHOICES = [3, 3, 3, 2, 2]
 
 
-def make_policy() -> ModelWrapper:
+def make_policy() -> ModelGate:
     torch.manual_seed(0)
-    return ModelWrapper("policy", PolicyValue(8, 16, CHOICES, 32))
+    return ModelGate({"policy": PolicyValue(8, 16, CHOICES, 32)})
 
 
 def trajectory(
-    policy: ModelWrapper, steps: int, decision: bool = True, seed: int = 0
+    policy: ModelGate, steps: int, decision: bool = True, seed: int = 0
 ) -> list[dict[str, torch.Tensor]]:
     """Steps acted by ``policy``; the reward is 1 exactly when category 0 chose 1."""
     generator = torch.Generator().manual_seed(seed)
     latent = torch.randn(steps, 8, generator=generator)
     hidden = torch.randn(steps, 16, generator=generator).tanh()
-    logits, value = policy.inference(latent, hidden)
+    logits, value = infer(policy, "policy", latent, hidden)
     distribution = MultiCategorical(logits)
     action = distribution.sample(generator)
     log_prob = distribution.log_prob(action)
@@ -50,23 +51,19 @@ def trajectory(
     ]
 
 
-def bind(
-    trainer: PPOTrainer, policy: ModelWrapper, buffer: DataBuffer, tmp_path: Path
-) -> EventWriter:
+def bind(trainer: PPOTrainer, policy: ModelGate, buffer: DataBuffer, tmp_path: Path) -> EventWriter:
     writer = EventWriter(tmp_path / "tb")
     control = SystemControl().handle_for("training")
     fabric = Fabric(accelerator="cpu", devices=1)
-    trainer.bind(
-        "policy", {"policy": policy}, {buffer.shared_name: buffer}, fabric, control, writer
-    )
+    trainer.bind("policy", policy, {buffer.shared_name: buffer}, fabric, control, writer)
     trainer.setup()
     return writer
 
 
-def choice_probability(policy: ModelWrapper, steps: list[dict[str, torch.Tensor]]) -> float:
+def choice_probability(policy: ModelGate, steps: list[dict[str, torch.Tensor]]) -> float:
     latent = torch.stack([s["latent"] for s in steps])
     hidden = torch.stack([s["hidden"] for s in steps])
-    logits, _ = policy.inference(latent, hidden)
+    logits, _ = infer(policy, "policy", latent, hidden)
     return float(MultiCategorical(logits).probs[:, 0, 1].mean())
 
 
@@ -144,7 +141,7 @@ def test_held_actions_train_the_value_but_not_the_policy_head(tmp_path: Path) ->
     trainer = PPOTrainer(rollout_length=32, minibatch_size=16, epochs=1)
     bind(trainer, policy, buffer, tmp_path)
     buffer.extend(trajectory(policy, 33, decision=False))
-    module = policy.training_module
+    module = policy.training_module("policy")
     assert isinstance(module, PolicyValue)
     head = [p.detach().clone() for p in module.policy_head.parameters()]
     value_head = [p.detach().clone() for p in module.value_head.parameters()]

@@ -6,7 +6,7 @@ never touches) keep their parameters, and the trained ones are published by a sy
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from torch import nn
 from ami.data import DataBuffer, SequentialBuffer, StepCollector
 from ami.interaction.agents import CuriosityAgent
 from ami.metrics import EventWriter
-from ami.models import ModelWrapper
+from ami.models import ModelGate
 from ami.system import SystemControl
 from ami.trainers import (
     DynamicsTrainer,
@@ -32,11 +32,11 @@ from ami.trainers import (
 CHOICES = [3, 3, 3, 2, 2]
 
 
-def fill(models: dict[str, ModelWrapper], buffer: DataBuffer, steps: int) -> None:
+def fill(models: ModelGate, buffer: DataBuffer, steps: int) -> None:
     """Let a curiosity agent act on random frames and merge its records into ``buffer``."""
     agent = CuriosityAgent(action_repeat=2, seed=0)
     collector = StepCollector()
-    agent.bind({name: model.inference for name, model in models.items()}, collector)
+    agent.bind(models.inference, collector)
     agent.setup()
     generator = torch.Generator().manual_seed(1)
     for _ in range(steps + 1):
@@ -44,9 +44,7 @@ def fill(models: dict[str, ModelWrapper], buffer: DataBuffer, steps: int) -> Non
     buffer.extend(collector.take())
 
 
-def bind(
-    trainer: Trainer, models: dict[str, ModelWrapper], buffer: DataBuffer, tmp_path: Path
-) -> EventWriter:
+def bind(trainer: Trainer, models: ModelGate, buffer: DataBuffer, tmp_path: Path) -> EventWriter:
     writer = EventWriter(tmp_path / "tb")
     control = SystemControl().handle_for("training")
     fabric = Fabric(accelerator="cpu", devices=1)
@@ -55,10 +53,10 @@ def bind(
     return writer
 
 
-def snapshot(models: dict[str, ModelWrapper]) -> dict[str, list[torch.Tensor]]:
+def snapshot(models: ModelGate) -> dict[str, list[torch.Tensor]]:
     return {
-        name: [p.detach().clone() for p in model.training_module.parameters()]
-        for name, model in models.items()
+        name: [p.detach().clone() for p in models.training_module(name).parameters()]
+        for name in models.names
     }
 
 
@@ -109,18 +107,19 @@ def test_a_run_changes_the_trained_models_only_and_logs_its_loss_parts(
     writer = bind(trainer, models, buffer, tmp_path)
     before = snapshot(models)
     flags = {
-        name: [p.requires_grad for p in m.training_module.parameters()]
-        for name, m in models.items()
+        name: [p.requires_grad for p in models.training_module(name).parameters()]
+        for name in models.names
     }
     assert trainer.is_ready()
     assert trainer.run()
     writer.close()
-    for name, model in models.items():
-        assert changed(before[name], model.training_module) == (name in trained), name
+    for name in models.names:
+        module = models.training_module(name)
+        assert changed(before[name], module) == (name in trained), name
         if name not in trained:  # no stale gradient for another trainer's optimizer to apply
-            assert all(p.grad is None for p in model.training_module.parameters()), name
-        assert model.syncs == (1 if name in trained else 0)
-        assert [p.requires_grad for p in model.training_module.parameters()] == flags[name]
+            assert all(p.grad is None for p in module.parameters()), name
+        assert models._current.models[name].version == (1 if name in trained else 0)
+        assert [p.requires_grad for p in module.parameters()] == flags[name]
     events = read_scalars(tmp_path / "tb")
     for part in parts:
         values = [e.value for e in events.Scalars(f"training/job/{part}")]
@@ -143,3 +142,50 @@ def test_dynamics_and_vae_log_image_panels(tmp_path: Path) -> None:
         "images/world_model"
     ]
     assert read_scalars(tmp_path / "VAETrainer" / "tb").Tags()["images"] == ["images/vae"]
+
+
+class CachingAdam(torch.optim.Adam):
+    """A subclass that keeps its own parameter list: not known to be safe to rebind."""
+
+    def __init__(self, params: list[nn.Parameter], lr: float) -> None:
+        self.cached = list(params)
+        super().__init__(self.cached, lr=lr)
+
+    @torch.no_grad()
+    def step(self, closure: object = None) -> None:  # type: ignore[override]
+        for param in self.cached:
+            if param.grad is not None:
+                param.add_(param.grad.sign(), alpha=-self.param_groups[0]["lr"])
+
+
+class CachingReconstruction(ReconstructionTrainer):
+    def configure_optimizer(self, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+        return CachingAdam(list(parameters), lr=self.lr)
+
+
+def test_a_trainer_with_its_own_optimizer_never_steps_the_published_copies(
+    tmp_path: Path,
+) -> None:
+    """Before: an optimizer with its own list kept stepping the inference copy after a sync."""
+    models = small_models()
+    buffer = SequentialBuffer(capacity=64)
+    fill(models, buffer, 24)
+    trainer = CachingReconstruction(batch_size=4, steps_per_run=2, min_new_steps=0)
+    writer = bind(trainer, models, buffer, tmp_path)
+    for _ in range(3):
+        assert trainer.run()
+        published = {
+            name: [p.clone() for p in models._current.models[name].module.parameters()]
+            for name in ("encoder", "decoder")
+        }
+        trainer._optimizer_step()  # a step after the publication
+        for name, before in published.items():
+            after = models._current.models[name].module.parameters()
+            assert all(torch.equal(a, b) for a, b in zip(before, after)), name
+        assert isinstance(trainer.optimizer, CachingAdam)
+        owned = {
+            p for name in ("encoder", "decoder") for p in models.training_module(name).parameters()
+        }
+        assert set(trainer.optimizer.cached) <= owned, "the rebuilt optimizer caches the new copies"
+    assert trainer._optimizer.rebuilds == 3
+    writer.close()

@@ -10,8 +10,9 @@ from typing_extensions import override
 
 from ami.data.collector import StepCollector
 from ami.interaction.agent import Agent
+from ami.models.gate import InferenceModels
 from ami.models.nets import MultiCategorical
-from ami.models.wrapper import InferenceModel
+from ami.models.snapshot import InferenceModel
 
 DEFAULT_ACTION_NAMES = ("move_vertical", "move_horizontal", "look_horizontal", "jump", "run")
 """Names of the default world's action categories, for the entropy charts."""
@@ -41,12 +42,16 @@ class CuriosityAgent(Agent):
     ``observation, action, latent, hidden, action_log_prob, value, reward`` and
     ``decision`` (whether the policy chose the action rather than holding it).
 
-    The reward compares latents of one encoder version: if the encoder was synced
-    between a prediction and its outcome, the prediction is redone with the new one.
+    Each step pins one generation of models (a snapshot), so the encoder, dynamics
+    model and policy of one step were published together. The reward compares latents
+    of one encoder version: if the encoder was republished between a prediction and
+    its outcome, the prediction is redone with the new one.
 
     A pause breaks time: the pending record, whose reward would span the gap, is
-    dropped, and the first step after the resume computes no reward. The hidden state
-    is kept, since the world it summarises is still there.
+    discarded (counted in ``discarded_records``), and the first step after the resume
+    computes no reward. The hidden state is kept, since the world it summarises is
+    still there. A jump of the world (reset, video cut) discards the pending record
+    too and starts the memory afresh.
 
     Args:
         encoder: Name of the image encoder model (a tuple output, as from a VAE
@@ -79,29 +84,31 @@ class CuriosityAgent(Agent):
         self._pending: dict[str, torch.Tensor] | None = None
         self._prediction: torch.Tensor | None = None
         self._prediction_version = 0
+        self._discarded = 0
         self._metrics: dict[str, float] = {}
 
     @override
-    def bind(self, models: Mapping[str, InferenceModel], collector: StepCollector) -> None:
+    def bind(self, models: InferenceModels, collector: StepCollector) -> None:
         for role, name in self.model_names.items():
-            if name not in models:
+            if name not in models.names:
                 raise KeyError(
                     f"agent CuriosityAgent needs a {role} model named {name!r} "
-                    f"(agent.agent.{role}); the models are {sorted(models)}. "
+                    f"(agent.agent.{role}); the models are {sorted(models.names)}. "
                     "Use a model config that has it, e.g. model=world_model."
                 )
         super().bind(models, collector)
-        self._encoder = models[self.model_names["encoder"]]
-        self._dynamics = models[self.model_names["dynamics"]]
-        self._policy = models[self.model_names["policy"]]
 
     @override
     def setup(self) -> None:
-        hidden: torch.Tensor = self._dynamics.call("initial_hidden", 1)
-        self._hidden = hidden.cpu()
+        self._hidden = self._initial_hidden()
         self._held = 0
         self._pending = None
         self._prediction = None
+
+    def _initial_hidden(self) -> torch.Tensor:
+        with self.models.snapshot() as models:
+            hidden: torch.Tensor = models[self.model_names["dynamics"]].initial_hidden(1)
+        return hidden.cpu()
 
     @override
     def teardown(self) -> None:
@@ -110,33 +117,53 @@ class CuriosityAgent(Agent):
 
     @override
     def on_pause(self) -> None:
+        self._discard_pending()
+
+    @override
+    def on_discontinuity(self) -> None:
+        self._discard_pending()
+        self._hidden = self._initial_hidden()
+
+    def _discard_pending(self) -> None:
+        if self._pending is not None:
+            self._discarded += 1
         self._pending = None
         self._prediction = None
 
     @override
     def step(self, observation: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return self._step(observation)
+        names = self.model_names
+        with torch.inference_mode(), self.models.snapshot() as models:
+            return self._step(
+                models[names["encoder"]],
+                models[names["dynamics"]],
+                models[names["policy"]],
+                observation,
+            )
 
-    def _step(self, observation: torch.Tensor) -> torch.Tensor:
-        encoder_version = self._encoder.version
-        latent = self._encode(observation)
+    def _step(
+        self,
+        encoder: InferenceModel,
+        dynamics: InferenceModel,
+        policy: InferenceModel,
+        observation: torch.Tensor,
+    ) -> torch.Tensor:
+        latent = self._encode(encoder, observation)
         self._metrics.pop("intrinsic_reward", None)
         if self._prediction is not None and self._pending is not None:
-            if encoder_version != self._prediction_version:
-                self._predict_again(self._pending)
+            if encoder.version != self._prediction_version:
+                self._predict_again(encoder, dynamics, self._pending)
             reward = (self._prediction - latent).float().square().mean()
             self.collector.append({**self._pending, "reward": reward})
             self._metrics["intrinsic_reward"] = float(reward)
-        logits, value = self._policy(*_on(self._policy, latent, self._hidden))
+        self._metrics["discarded_records"] = float(self._discarded)
+        logits, value = policy(*_on(policy, latent, self._hidden))
         distribution = MultiCategorical([part.float().cpu() for part in logits])
         decision = self._held == 0
         if decision:
             self._action = distribution.sample(self._generator)[0]
         self._held = (self._held + 1) % self.action_repeat
-        prediction, next_hidden = self._dynamics(
-            *_on(self._dynamics, latent, self._action[None], self._hidden)
-        )
+        prediction, next_hidden = dynamics(*_on(dynamics, latent, self._action[None], self._hidden))
         value = value.float().cpu()
         self._pending = {
             "observation": observation,
@@ -148,25 +175,28 @@ class CuriosityAgent(Agent):
             "decision": torch.tensor(decision),
         }
         self._prediction = prediction.float().cpu()
-        self._prediction_version = encoder_version
+        self._prediction_version = encoder.version
         self._hidden = next_hidden.float().cpu()
         self._record_metrics(distribution, float(value[0]))
         return self._action
 
-    def _predict_again(self, pending: Mapping[str, torch.Tensor]) -> None:
-        """Redo the last prediction in the latent space of an encoder synced since.
+    def _predict_again(
+        self, encoder: InferenceModel, dynamics: InferenceModel, pending: Mapping[str, torch.Tensor]
+    ) -> None:
+        """Redo the last prediction in the latent space of an encoder published since.
 
         Otherwise the reward would compare latents of two encoder versions: a spike
         after every representation run that has nothing to do with novelty.
         """
-        previous = self._encode(pending["observation"])
-        prediction, _ = self._dynamics(
-            *_on(self._dynamics, previous, pending["action"][None], pending["hidden"][None])
+        previous = self._encode(encoder, pending["observation"])
+        prediction, _ = dynamics(
+            *_on(dynamics, previous, pending["action"][None], pending["hidden"][None])
         )
         self._prediction = prediction.float().cpu()
 
-    def _encode(self, observation: torch.Tensor) -> torch.Tensor:
-        encoded: Any = self._encoder(*_on(self._encoder, observation[None]))
+    @staticmethod
+    def _encode(encoder: InferenceModel, observation: torch.Tensor) -> torch.Tensor:
+        encoded: Any = encoder(*_on(encoder, observation[None]))
         latent: torch.Tensor = encoded[0] if isinstance(encoded, tuple) else encoded
         return latent.float().cpu()
 

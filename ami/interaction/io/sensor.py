@@ -23,3 +23,7 @@ class Sensor(ABC):
     @abstractmethod
     def read(self) -> torch.Tensor:
         """The next observation, ``(C, H, W)`` float in ``[0, 1]``."""
+
+    def broke_continuity(self) -> bool:
+        """Whether the last :meth:`read` does not follow the one before (a cut); once."""
+        return False

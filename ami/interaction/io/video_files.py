@@ -65,6 +65,7 @@ class VideoFilesSensor(Sensor):
         if not isinstance(path, str | Path) or not str(path):
             raise ValueError(f"interaction.camera must be a video file or folder, got {path!r}")
         self.path = str(path)
+        list_videos(self.path)  # a missing file fails at launch; setup() lists them again
         self.width = width
         self.height = height
         self.loop = loop
@@ -74,6 +75,7 @@ class VideoFilesSensor(Sensor):
         self._index = 0
         self._frames_this_pass = 0
         self._capture: cv2.VideoCapture | None = None
+        self._cut = False
 
     @override
     def setup(self) -> None:
@@ -100,10 +102,17 @@ class VideoFilesSensor(Sensor):
                 return frame_to_observation(as_image(frame), self.width, self.height)
             self._next_video()
 
+    @override
+    def broke_continuity(self) -> bool:
+        """True once after the frames moved on to another file (or back to the first)."""
+        cut, self._cut = self._cut, False
+        return cut
+
     def _next_video(self) -> None:
         if self._capture is not None:
             self._capture.release()
         self._capture = None
+        self._cut = True
         self._index += 1
         if self._index == len(self._videos):
             self._end_of_pass()

@@ -54,6 +54,10 @@ class SensorActuatorEnvironment(Environment):
             self.actuator.operate(action)
 
     @override
+    def broke_continuity(self) -> bool:
+        return self.sensor.broke_continuity()
+
+    @override
     def on_pause(self) -> None:
         if self.actuator is not None:
             self.actuator.on_pause()

@@ -2,8 +2,8 @@
 
 Every module here is a pure function of its inputs: recurrent state goes in and comes
 out (see :class:`ForwardDynamics`), never stays inside, because a
-:class:`~ami.models.ModelWrapper` hands the inference thread a different module object
-at every sync. Pick a size with a name::
+:class:`~ami.models.ModelGate` hands the inference thread a different module object
+at every publication. Pick a size with a name::
 
     encoder = build_encoder("small", height=84, width=84)
     dynamics = build_dynamics("small", action_choices=[3, 3, 3, 2, 2])

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from typing_extensions import override
 
+from ami.models.inference_methods import inference_method
 from ami.models.nets.action_embedding import ActionEmbedding
 
 
@@ -62,6 +63,7 @@ class ForwardDynamics(nn.Module):
         predicted: Tensor = self.head(next_hidden)
         return predicted, next_hidden
 
+    @inference_method
     def initial_hidden(self, batch_size: int, device: torch.device | str | None = None) -> Tensor:
         """Zeros (batch_size, hidden_dim): the state before the first step.
 

@@ -17,6 +17,8 @@ import torch
 from torch import Tensor, nn
 from typing_extensions import override
 
+from ami.models.inference_methods import inference_method
+
 _KERNEL = 4
 _STRIDE = 2
 _PADDING = 1
@@ -173,6 +175,7 @@ class ImageDecoder(nn.Module):
         """
         return torch.sigmoid(self.logits(latent))
 
+    @inference_method
     def logits(self, latent: Tensor) -> Tensor:
         """The image before the sigmoid, for ``binary_cross_entropy_with_logits``.
 

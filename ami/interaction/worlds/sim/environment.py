@@ -43,6 +43,10 @@ class SimEnvironment(Environment):
         return rgb_to_observation(self.world.render())
 
     @override
+    def broke_continuity(self) -> bool:
+        return self.world.take_jump()
+
+    @override
     def affect(self, action: torch.Tensor) -> None:
         self.world.step(inputs_from_action(action))
 

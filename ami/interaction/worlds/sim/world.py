@@ -95,6 +95,7 @@ class SimWorld:
         self._lift_velocity = 0.0
         self._jump_held = False
         self._visited = {(int(start[0]), int(start[1]))}
+        self._jumped = False
         self.steps = 0
 
     @property
@@ -122,6 +123,12 @@ class SimWorld:
             raise ValueError(f"({x}, {y}) is inside or too close to a wall")
         self._x, self._y, self._heading = float(x), float(y), math.radians(heading)
         self._visited.add((int(x), int(y)))
+        self._jumped = True
+
+    def take_jump(self) -> bool:
+        """Whether :meth:`place` moved the agent since the last call (a jump, not a step)."""
+        jumped, self._jumped = self._jumped, False
+        return jumped
 
     def step(self, inputs: Inputs) -> None:
         """Advance one step holding ``inputs``: turn, move (sliding along walls), hop."""
