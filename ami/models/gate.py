@@ -26,8 +26,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -279,28 +278,13 @@ class InferenceModels(ReadOnlyHandle):
         """Whether the calling thread has a snapshot open."""
         return getattr(self._local, "snapshot", None) is not None
 
-    @contextmanager
-    def snapshot(self) -> Iterator[ModelSnapshot]:
-        """Pin the current generation until the block ends.
+    def snapshot(self) -> _Pin:
+        """Pin the current generation until the ``with`` block ends.
 
         Re-entrant on one thread: an inner ``snapshot()`` gets the outer one, so helper
         methods can open their own without splitting a step across generations.
         """
-        outer: ModelSnapshot | None = getattr(self._local, "snapshot", None)
-        if outer is not None:
-            yield outer
-            return
-        gate = self._gate
-        generation = gate._enter()
-        snapshot = ModelSnapshot(generation, gate.writer.name)
-        self._local.snapshot = snapshot
-        try:
-            yield snapshot
-        finally:
-            self._local.snapshot = None
-            snapshot.close()
-            gate._leave(generation)
-            self._last = (generation, snapshot.used)
+        return _Pin(self)
 
     def ages(self) -> dict[str, tuple[int, float]]:
         """For each model the last snapshot used: the age of the copy it used, now.
@@ -321,3 +305,38 @@ class InferenceModels(ReadOnlyHandle):
                 now - entry.published_at,
             )
         return ages
+
+
+class _Pin:
+    """The ``with`` block of :meth:`InferenceModels.snapshot`.
+
+    A small class rather than a generator-based context manager: the agent opens one
+    every step, on the inference thread's hot path.
+    """
+
+    __slots__ = ("_generation", "_models", "_snapshot")
+
+    def __init__(self, models: InferenceModels) -> None:
+        self._models = models
+        self._generation: Generation | None = None
+
+    def __enter__(self) -> ModelSnapshot:
+        models = self._models
+        outer: ModelSnapshot | None = getattr(models._local, "snapshot", None)
+        if outer is not None:
+            return outer
+        gate = models._gate
+        self._generation = gate._enter()
+        self._snapshot = ModelSnapshot(self._generation, gate.writer.name)
+        models._local.snapshot = self._snapshot
+        return self._snapshot
+
+    def __exit__(self, *exc_info: object) -> None:
+        generation = self._generation
+        if generation is None:  # an inner block: the outer one releases
+            return
+        models = self._models
+        models._local.snapshot = None
+        self._snapshot.close()
+        models._gate._leave(generation)
+        models._last = (generation, self._snapshot.used)

@@ -1,7 +1,9 @@
 """The model gate: generations, snapshots, the switch, optimizers and what may cross."""
 
+import gc
 import threading
 import time
+import weakref
 
 import pytest
 import torch
@@ -415,6 +417,22 @@ def test_publication_switches_at_once_but_copies_only_after_open_snapshots_close
     assert not publisher.is_alive()
     assert results == {"fresh": 1.0, "slow": 0.0, "slow_version": 0}
     assert gate._training["held"].w.item() == 1.0
+
+
+def test_a_closed_snapshot_is_freed_at_once_without_the_cyclic_collector() -> None:
+    """Full collections pause every thread; a step must not leave cycles behind."""
+    gate = ModelGate({"m": Held()})
+    gc.collect()
+    gc.disable()
+    try:
+        with gate.inference.snapshot() as models:
+            handle = models["m"]
+            handle(torch.zeros(1))
+            ref = weakref.ref(models)
+        del models, handle
+        assert ref() is None
+    finally:
+        gc.enable()
 
 
 def test_snapshots_are_reentrant_on_one_thread() -> None:
