@@ -243,6 +243,8 @@ class MainThread:
         self.system.start()
         if self.api is not None:
             line = f"Control API: {self.api.url}"
+            if self.api.needs_token:
+                line += " (send 'Authorization: Bearer <web_api.token>' with every request)"
             print(line, flush=True)
             logger.info(line)
         return True

@@ -118,6 +118,11 @@ class ControlAPI:
             )
 
     @property
+    def needs_token(self) -> bool:
+        """Whether every request must send ``Authorization: Bearer <web_api.token>``."""
+        return self._token is not None
+
+    @property
     def url(self) -> str:
         """Base URL, with the real port when 0 was asked for."""
         address = self._require_socket().getsockname()
