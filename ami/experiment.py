@@ -25,12 +25,13 @@ from lightning_fabric import Fabric
 from omegaconf import DictConfig, OmegaConf
 
 import ami.hydra_setup  # noqa: F401  (resolvers and schema, before composition)
+from ami.config_text import redacted_yaml, scrub_hydra_records
 from ami.data.buffer import DataBuffer
 from ami.data.collector import StepCollector
 from ami.experiment_checks import (
     ConfigError,
     check_buffer_dtypes,
-    check_resume,
+    check_checkpoint_settings,
     check_trainers,
 )
 from ami.interaction.agent import Agent
@@ -38,6 +39,7 @@ from ami.interaction.environment import Environment
 from ami.interaction.interaction import Interaction
 from ami.metrics import EventWriter
 from ami.models.gate import ModelGate
+from ami.resume import make_saver, open_resume, restore
 from ami.system.control import SystemControl
 from ami.threads.inference import InferenceThread
 from ami.threads.main import MainThread
@@ -55,6 +57,7 @@ class RunFailed(RuntimeError):
 def run(cfg: DictConfig, output_dir: Path) -> int:
     """Build the system from ``cfg`` and run it; returns the process exit code."""
     threading.current_thread().name = "main"  # selects main.log
+    scrub_hydra_records(cfg, output_dir)
     try:
         main = build(cfg, output_dir)
     except KeyboardInterrupt:
@@ -66,7 +69,7 @@ def run(cfg: DictConfig, output_dir: Path) -> int:
 def build(cfg: DictConfig, output_dir: Path) -> MainThread:
     """Instantiate every part and wire the three threads; nothing starts yet."""
     MainThread.check_max_uptime(cfg.max_uptime)  # before the slow part
-    check_resume(cfg.resume_from)
+    resumed = open_resume(cfg)
     output_dir.mkdir(parents=True, exist_ok=True)
     _save_config(cfg, output_dir)
     if cfg.threads.torch_threads is not None:
@@ -101,9 +104,10 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
         trainers={name: trainer for name, (_, trainer) in trainers.items()},
         fabric=fabric,
         tensorboard_dir=tensorboard_dir / "training",
-        checkpoint_dir=output_dir / "checkpoints",
-        resume_from=cfg.resume_from,
+        save_buffers=check_checkpoint_settings(cfg).buffers,
     )
+    if resumed is not None:
+        restore(resumed, models, buffers, inference, training)
     api: ControlAPI | None = instantiate(cfg.web_api) if cfg.get("web_api") else None
     main = MainThread(
         SystemControl(),
@@ -116,6 +120,7 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
         gil_switch_interval=cfg.threads.gil_switch_interval,
         hang_timeout=cfg.threads.hang_timeout,
         collector=collector,
+        saver=make_saver(cfg, output_dir / "checkpoints", resumed),
     )
     # Wiring is done: hand each shared object to the one thread that writes it.
     models.transfer_to(training.thread)
@@ -214,19 +219,8 @@ def _make_trainers(cfg: DictConfig) -> dict[str, tuple[str, Trainer]]:
     return trainers
 
 
-def _redacted(cfg: DictConfig, resolve: bool) -> str:
-    """The config as YAML, with secrets (the web API's token) masked."""
-    copy = OmegaConf.create(OmegaConf.to_container(cfg, resolve=resolve))
-    if OmegaConf.select(copy, "web_api.token") is not None:
-        copy.web_api.token = "<redacted>"
-    return OmegaConf.to_yaml(copy)
-
-
 def _save_config(cfg: DictConfig, output_dir: Path) -> None:
-    try:
-        text = _redacted(cfg, resolve=True)
-    except Exception:  # e.g. a ${hydra:...} interpolation outside a Hydra run
-        text = _redacted(cfg, resolve=False)
+    text = redacted_yaml(cfg)
     (output_dir / "config.yaml").write_text(text)
 
 
@@ -245,7 +239,7 @@ def _describe(
     try:
         table = "\n".join(f"| {name} | {count:,} |" for name, count in counts.items())
         writer.text("config/parameters", "| model | parameters |\n|---|---|\n" + table)
-        writer.text("config/composed", "```yaml\n" + _redacted(cfg, resolve=False) + "\n```")
+        writer.text("config/composed", "```yaml\n" + redacted_yaml(cfg, resolve=False) + "\n```")
         hparams: dict[str, float | int | str | bool] = {
             f"params/{name}": count for name, count in counts.items()
         }

@@ -9,13 +9,14 @@ mistake costs seconds at launch, not a run that dies or learns garbage later.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
-from ami.checkpoints import resolve
+from ami.checkpoints.store import validate_keep_last
+from ami.config_checks import positive_number
 from ami.data.buffer import DataBuffer
 from ami.data.dtypes import check_storable, storage_dtype
 from ami.trainers.trainer import Trainer
@@ -68,10 +69,29 @@ def check_trainers(
             raise ConfigError(f"{key}: {message}") from None
 
 
-def check_resume(resume_from: str | None) -> None:
-    """Raise unless ``resume_from`` is unset or holds a checkpoint (naming the key)."""
-    if resume_from is not None:
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """The ``checkpoint`` group, checked."""
+
+    every: float | None
+    keep_last: int | None
+    buffers: bool
+
+
+def check_checkpoint_settings(cfg: DictConfig) -> CheckpointSettings:
+    """``checkpoint.*`` as typed values, or a ConfigError naming the key."""
+    node: Any = cfg.get("checkpoint") or {}
+    every = node.get("every")
+    if every is not None:
         try:
-            resolve(Path(resume_from))
-        except FileNotFoundError as error:
-            raise ConfigError(str(error)) from None
+            positive_number("checkpoint.every", every)
+        except ValueError as error:
+            raise ConfigError(f"{error} (seconds between saves, or null)") from None
+    try:
+        keep_last = validate_keep_last(node.get("keep_last", 3))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    buffers = node.get("buffers", False)
+    if not isinstance(buffers, bool):
+        raise ConfigError(f"checkpoint.buffers={buffers!r}: expected true or false")
+    return CheckpointSettings(None if every is None else float(every), keep_last, buffers)

@@ -28,6 +28,7 @@ class LaunchConfig:
     threads: Any = None
     fabric: Any = None
     web_api: Any = None
+    checkpoint: Any = None
     interaction: Any = None
     model: Any = None
     buffer: Any = None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,10 +15,13 @@ import torch
 from lightning_fabric import Fabric
 from torch import nn
 
+from ami.checkpoints import CheckpointStore, read, resolve
+from ami.checkpoints.saving import Saver
 from ami.data import SequentialBuffer, StepCollector
 from ami.interaction import Environment, Interaction
 from ami.interaction.agents import RandomAgent
 from ami.models import ModelGate
+from ami.resume import Resumed, restore
 from ami.system import SystemControl
 from ami.threads import InferenceThread, MainThread, TrainingThread
 from ami.trainers import Trainer
@@ -146,6 +151,9 @@ def build_runtime(
     hang_timeout: float | None = 30.0,
     inference_cls: type[InferenceThread] = InferenceThread,
     max_pending: int | None = 100_000,
+    save_buffers: bool = False,
+    save_every: float | None = None,
+    keep_last: int | None = None,
 ) -> Runtime:
     """Assemble the three threads from real parts; call on the thread that will run main."""
     world = world or ScriptedWorld()
@@ -169,9 +177,20 @@ def build_runtime(
         {"brightness": trainer},
         Fabric(accelerator="cpu", devices=1),
         tmp_path / "tb" / "training",
-        checkpoint_dir=checkpoint_dir,
-        resume_from=resume_from,
+        save_buffers=save_buffers,
     )
+    if resume_from is not None:
+        path = resolve(resume_from)
+        restore(Resumed(path, read(path), []), models, {"experience": buffer}, inference, training)
+    saver = None
+    if checkpoint_dir is not None:
+        store = CheckpointStore(checkpoint_dir, keep_last=keep_last)
+        saver = Saver(
+            store,
+            ["inference", "training"],
+            lambda reason: {"reason": reason, "config": "", "uptime_seconds": 0.0},
+            every=save_every,
+        )
     main = MainThread(
         SystemControl(),
         [inference, training],
@@ -180,6 +199,7 @@ def build_runtime(
         stop_timeout=stop_timeout,
         hang_timeout=hang_timeout,
         collector=collector,
+        saver=saver,
     )
     models.transfer_to(training.thread)
     buffer.transfer_to(training.thread)
@@ -218,3 +238,71 @@ def infer(models: ModelGate, name: str, *args: Any) -> Any:
     one snapshot for a whole step)."""
     with models.inference.snapshot() as snapshot:
         return snapshot[name](*args)
+
+
+DEADLINE = 60.0
+"""Seconds a condition may take on a busy machine before the test calls it a deadlock."""
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.01)
+
+
+class Client:
+    """The control API, called from the test's own thread while main serves it."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        wait_for(self._open, "the API is open and the run started")
+
+    def _open(self) -> bool:
+        api = self.runtime.main.api
+        return bool(api is not None and api._server is not None and self.runtime.main._started_at)
+
+    def call(self, method: str, path: str) -> dict[str, Any]:
+        assert self.runtime.main.api is not None
+        request = urllib.request.Request(
+            self.runtime.main.api.url + path,
+            method=method,
+            data=b"" if method == "POST" else None,
+            headers={"Content-Type": "application/json"} if method == "POST" else {},
+        )
+        with urllib.request.urlopen(request, timeout=DEADLINE) as response:
+            body: dict[str, Any] = json.loads(response.read())
+            return body
+
+    def status(self) -> dict[str, Any]:
+        return self.call("GET", "/api/status")
+
+    def wait_for_status(
+        self, condition: Callable[[dict[str, Any]], bool], what: str
+    ) -> dict[str, Any]:
+        """The first status that meets ``condition``, polled until a generous deadline."""
+        deadline = time.monotonic() + DEADLINE
+        while not condition(body := self.status()):
+            assert time.monotonic() < deadline, f"timed out waiting until {what}: {body}"
+            time.sleep(0.01)
+        return body
+
+
+def run_with(runtime: Runtime, script: Callable[[Client], None]) -> int:
+    """Run the system on this thread and ``script`` against its API on another."""
+    errors: list[BaseException] = []
+
+    def client() -> None:
+        try:
+            script(Client(runtime))
+        except BaseException as error:
+            errors.append(error)
+            runtime.main.system.shutdown.__wrapped__(runtime.main.system)  # type: ignore[attr-defined]
+
+    thread = threading.Thread(target=client, name="client", daemon=True)
+    thread.start()
+    code = runtime.main.run()
+    thread.join(DEADLINE)
+    if errors:
+        raise errors[0]
+    return code

@@ -14,7 +14,17 @@ from ami.experiment import build
 from ami.threads import InferenceThread, TrainingThread
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ["interaction", "model", "agent", "buffer", "threads", "fabric", "web_api", "debug"]
+GROUPS = [
+    "interaction",
+    "model",
+    "agent",
+    "buffer",
+    "threads",
+    "fabric",
+    "web_api",
+    "checkpoint",
+    "debug",
+]
 OPTIONS = [
     (group, path.stem) for group in GROUPS for path in sorted((CONF / group).glob("*.yaml"))
 ] + [("experiment", path.stem) for path in sorted((CONF / "experiment").glob("*.yaml"))]

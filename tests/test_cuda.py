@@ -27,7 +27,7 @@ def test_optimizer_updates_the_training_copy_only_on_cuda_bf16() -> None:
     gate = ModelGate({"m": nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))})
     gate.to(fabric.device)
     optimizer = fabric.setup_optimizers(torch.optim.AdamW(gate.training_module("m").parameters()))
-    gate.attach_optimizer(["m"], BoundOptimizer(optimizer))
+    gate.attach_optimizer(BoundOptimizer(optimizer))
     x = torch.randn(8, 16, device=fabric.device)
 
     def step() -> None:

@@ -6,6 +6,7 @@ import itertools
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -61,6 +62,8 @@ class DataBuffer(Owned, ABC):
         """Steps ever added; trainers compare it with their own mark to see new data."""
         self.evicted = 0
         """Steps overwritten or pushed out because the buffer was full."""
+        self._window_cache: dict[int, torch.Tensor] = {}
+        """Windows per length, until the next write: each optimizer step samples."""
         self._storage: TensorStorage
 
     def _make_storage(self, slots_shape: tuple[int, ...]) -> TensorStorage:
@@ -90,6 +93,7 @@ class DataBuffer(Owned, ABC):
             self._add_block(block, block_ids)
 
     def _add_block(self, steps: Sequence[Step], segments: Sequence[int]) -> None:
+        self._window_cache.clear()
         evicted_before = self.evicted
         self._add(steps, segments)
         self.total_added += len(steps)
@@ -137,30 +141,75 @@ class DataBuffer(Owned, ABC):
         return (
             1 <= length <= self.longest_sequence
             and len(self) > 0
-            and bool(len(self._windows(length)))
+            and bool(len(self._cached_windows(length)))
         )
 
+    def _cached_windows(self, length: int) -> torch.Tensor:
+        windows = self._window_cache.get(length)
+        if windows is None:
+            windows = self._window_cache[length] = self._windows(length)
+        return windows
+
     @writes
-    def sample_sequences(self, batch_size: int, length: int) -> dict[str, torch.Tensor]:
+    def sample_sequences(
+        self, batch_size: int, length: int, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         """Random runs of consecutive steps, each key shaped ``(batch, length, ...)``.
 
         Runs are drawn uniformly among all places where ``length`` consecutive steps of
         one segment are stored, so no sample spans a pause, a drop or a world reset.
+
+        Args:
+            batch_size: Runs to draw.
+            length: Steps per run.
+            generator: Draws with this generator instead of the buffer's own: samples
+                taken for display (image panels, on a wall-clock schedule) must not
+                shift the training samples of a seeded run.
         """
         self._check_sample_args(batch_size, length)
-        windows = self._windows(length)
+        windows = self._cached_windows(length)
         if not len(windows):
             raise ValueError(
                 f"{self.shared_name}: no run of {length} consecutive steps without a break "
                 "(pause, drop, reset) is stored yet"
             )
-        chosen = windows[torch.randint(len(windows), (batch_size,), generator=self.generator)]
+        draws = torch.randint(len(windows), (batch_size,), generator=generator or self.generator)
+        chosen = windows[draws]
         return self._storage.read(self._window_slots(chosen, length))
 
     @writes
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
         """Random single steps, each key shaped ``(batch, ...)``."""
         return {key: value[:, 0] for key, value in self.sample_sequences(batch_size, 1).items()}
+
+    @writes
+    def state_dict(self) -> dict[str, Any]:
+        """Everything stored, the counters and the sampling generator (see ami.state)."""
+        return {
+            "total_added": self.total_added,
+            "evicted": self.evicted,
+            "generator": self.generator.get_state(),
+            "storage": self._storage.state_dict(),
+            **self._layout_state(),
+        }
+
+    @writes
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` into a buffer built from the same config."""
+        self._window_cache.clear()
+        self._storage.load_state_dict(state["storage"])
+        self.total_added = int(state["total_added"])
+        self.evicted = int(state["evicted"])
+        self.generator.set_state(state["generator"])
+        self._load_layout_state(state)
+
+    @abstractmethod
+    def _layout_state(self) -> dict[str, Any]:
+        """Where the steps sit in the slots (the subclass's own bookkeeping)."""
+
+    @abstractmethod
+    def _load_layout_state(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`_layout_state`."""
 
     @property
     def bytes_per_step(self) -> int:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from ami.config_checks import whole_number
@@ -170,6 +170,30 @@ class StepCollector(Owned):
     def _next_id(self) -> int:
         self._last_id += 1
         return self._last_id
+
+    @writes
+    def state_dict(self) -> dict[str, int]:
+        """The counters, and the last segment id given out (pending steps are not kept)."""
+        return {
+            "last_id": self._last_id,
+            "appended_total": self._appended_total,
+            "dropped_total": self._dropped_total,
+        }
+
+    @writes
+    def load_state_dict(self, state: Mapping[str, int]) -> None:
+        """Restore :meth:`state_dict`: ids continue after the saved ones.
+
+        The run's start then begins a new segment (:meth:`begin_segment`, called by
+        the inference thread), so the steps of a restored buffer and the new steps
+        never share a segment across the gap in time.
+        """
+        with self._lock:
+            self._last_id = int(state["last_id"])
+            self._appended_total = int(state["appended_total"])
+            self._dropped_total = int(state["dropped_total"])
+            self._segment = _Segment(self._last_id)
+            self._segment_used = True
 
     @property
     def pending(self) -> int:

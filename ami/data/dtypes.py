@@ -53,6 +53,8 @@ def check_storable(key: str, stored: torch.dtype, item: torch.dtype) -> None:
         return
     if item.is_floating_point:
         hint = "floats are stored as a float dtype, or as uint8 when they lie in [0, 1]"
+    elif item.is_complex:
+        hint = "complex values are stored as their own dtype only"
     else:
         hint = f"{item} values are stored as an integer dtype that holds them"
     raise ValueError(f"{key}={_name(stored)} cannot store this key's {item} values: {hint}")
@@ -60,16 +62,25 @@ def check_storable(key: str, stored: torch.dtype, item: torch.dtype) -> None:
 
 def to_storage(key: str, values: torch.Tensor, stored: torch.dtype) -> torch.Tensor:
     """``values`` converted for storage; raises (naming ``key``) if they do not fit."""
-    if values.dtype == stored:
-        return values
+    if values.dtype == stored or not values.numel():
+        return values.to(stored)
     if values.dtype.is_floating_point and stored == torch.uint8:
         low, high = float(values.min()), float(values.max())
-        if low < 0.0 or high > 1.0:
+        if not (low >= 0.0 and high <= 1.0) or not bool(torch.isfinite(values).all()):
             raise ValueError(
                 f"{key}=uint8 stores values in [0, 1] as 0..255, but this step holds values "
-                f"in [{low:g}, {high:g}]; store it as float16 instead"
+                f"in [{low:g}, {high:g}] (or NaN); store it as float16 instead"
             )
         return values.mul(_QUANTIZED).round_().to(stored)
+    if values.dtype.is_floating_point and stored.is_floating_point:
+        largest = torch.finfo(stored).max
+        finite = values[torch.isfinite(values)]
+        if finite.numel() and float(finite.abs().max()) > largest:
+            raise ValueError(
+                f"{key}={_name(stored)} holds values up to {largest:g}, but this step holds "
+                f"{float(finite.abs().max()):g}, which would be stored as infinity; choose a "
+                "wider float dtype"
+            )
     if not values.dtype.is_floating_point and not stored.is_floating_point and values.numel():
         low, high = int(values.min()), int(values.max())
         limits = (0, 1) if stored == torch.bool else _integer_range(stored)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from typing_extensions import override
@@ -96,6 +97,20 @@ class RandomReplacementBuffer(DataBuffer):
     @override
     def _window_slots(self, starts: torch.Tensor, length: int) -> tuple[torch.Tensor, ...]:
         return starts[:, :1], starts[:, 1:] + torch.arange(length)
+
+    @override
+    def _layout_state(self) -> dict[str, Any]:
+        return {
+            "filled_chunks": self._filled_chunks,
+            "partial": [dict(step) for step in self._partial],
+            "partial_segments": list(self._partial_segments),
+        }
+
+    @override
+    def _load_layout_state(self, state: Mapping[str, Any]) -> None:
+        self._filled_chunks = int(state["filled_chunks"])
+        self._partial = list(state["partial"])
+        self._partial_segments = [int(segment) for segment in state["partial_segments"]]
 
     @override
     def metrics(self) -> dict[str, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from typing_extensions import override
@@ -56,6 +57,14 @@ class SequentialBuffer(DataBuffer):
     @override
     def longest_sequence(self) -> int:
         return self.capacity
+
+    @override
+    def _layout_state(self) -> dict[str, Any]:
+        return {"oldest": self._oldest, "size": self._size}
+
+    @override
+    def _load_layout_state(self, state: Mapping[str, Any]) -> None:
+        self._oldest, self._size = int(state["oldest"]), int(state["size"])
 
     def _physical(self, logical: torch.Tensor) -> torch.Tensor:
         return (self._oldest + logical) % self.capacity

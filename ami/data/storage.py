@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -101,6 +102,46 @@ class TensorStorage:
         return {
             key: from_storage(store[index], self._item_dtypes[key])
             for key, store in self._data.items()
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """The stored tensors and the steps' own dtypes (empty before the first step)."""
+        return {
+            "columns": dict(self._data),
+            "item_dtypes": {
+                key: str(dtype).removeprefix("torch.") for key, dtype in self._item_dtypes.items()
+            },
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`, checking it fits this storage's slots and dtypes.
+
+        Raises:
+            ValueError: Another slot layout (capacity, chunk length), other keys or
+                other storage dtypes than this buffer's config: names what differs.
+        """
+        columns: Mapping[str, torch.Tensor] = state["columns"]
+        for key, column in columns.items():
+            slots = tuple(column.shape[: len(self._slots_shape)])
+            if slots != self._slots_shape:
+                raise ValueError(
+                    f"{self._name}: the saved buffer holds {slots} slots, this one "
+                    f"{self._slots_shape} (buffer.capacity or chunk_length changed)"
+                )
+            wanted = self._dtypes.get(key)
+            if key != SEGMENT and wanted is not None and column.dtype != wanted:
+                raise ValueError(
+                    f"{self._name}: the saved buffer stores {key} as {column.dtype}, this "
+                    f"one as {wanted} (dtypes.{key} changed)"
+                )
+        if columns and self._keys is not None and set(columns) - {SEGMENT} != set(self._keys):
+            raise ValueError(
+                f"{self._name}: the saved buffer stores {sorted(set(columns) - {SEGMENT})}, "
+                f"this one {sorted(self._keys)} (keys changed)"
+            )
+        self._data = {key: column.clone() for key, column in columns.items()}
+        self._item_dtypes = {
+            key: getattr(torch, name) for key, name in state["item_dtypes"].items()
         }
 
     def column(self, key: str) -> torch.Tensor:

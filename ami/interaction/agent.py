@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -66,6 +67,18 @@ class Agent(ABC):
 
     def on_resume(self) -> None:
         """The system resumed after :meth:`on_pause`."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the agent carries between steps (memory, counters, its generator).
+
+        Saved at a safe point between steps; a resumed run is a gap in time like a
+        pause, so anything a pause drops need not be saved. A stateless agent keeps
+        the default (nothing).
+        """
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (before :meth:`setup`)."""
 
     def metrics(self) -> Mapping[str, float]:
         """Per-step numbers for TensorBoard, logged as ``inference/<key>``.

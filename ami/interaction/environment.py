@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -62,6 +63,17 @@ class Environment(ABC):
 
     def on_resume(self) -> None:
         """The system resumed after :meth:`on_pause`."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the world: its generator, the agent's pose in it.
+
+        Only a world the program owns has any (the simulation, a video's position);
+        the real world (VRChat) keeps the default, nothing.
+        """
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (before :meth:`setup`)."""
 
     def metrics(self) -> Mapping[str, float]:
         """Numbers for TensorBoard only, never for the agent (e.g. the true pose).

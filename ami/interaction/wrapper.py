@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from typing_extensions import override
@@ -44,6 +45,14 @@ class EnvironmentWrapper(Environment):
     @override
     def on_resume(self) -> None:
         self.environment.on_resume()
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return self.environment.state_dict()
+
+    @override
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.environment.load_state_dict(state)
 
     @override
     def metrics(self) -> Mapping[str, float]:

@@ -33,10 +33,6 @@ class Fence:
         for device, event in self._events:
             torch.cuda.current_stream(device).wait_event(event)
 
-    def done(self) -> bool:
-        """Whether every fenced kernel has finished (a non-blocking query)."""
-        return all(event.query() for _, event in self._events)  # type: ignore[no-untyped-call]
-
 
 def fence(devices: frozenset[torch.device]) -> Fence | None:
     """A fence on ``devices``, or None when there is no CUDA device to order."""

@@ -26,7 +26,8 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,8 +49,9 @@ class ModelGate(Owned):
     Args:
         modules: The models by name. Each becomes its own training copy; a deep copy
             becomes its first published inference copy (generation 0).
-        copy_patience: Seconds a publication waits, before each 4 MB block of its copy,
-            for the inference thread to be between snapshots.
+        copy_patience: Seconds a publication waits, before each block of its copy (a
+            tensor, or 1M elements of a larger one), for the inference thread to be
+            between snapshots.
 
     Raises:
         ValueError: Two models share a parameter or buffer (see
@@ -62,7 +64,7 @@ class ModelGate(Owned):
         self.copy_patience = copy_patience
         self._training = {name: module.train() for name, module in modules.items()}
         self._steps = dict.fromkeys(self._training, 0)
-        self._optimizers: list[tuple[frozenset[str], BoundOptimizer]] = []
+        self._optimizers: list[BoundOptimizer] = []
         self._switch = threading.Condition(threading.Lock())
         now = time.monotonic()
         self._current = Generation(
@@ -74,6 +76,9 @@ class ModelGate(Owned):
         )
         self.inference = InferenceModels(self)
         """The read-only handle for the inference thread."""
+        self.heartbeat: Callable[[], None] = lambda: None
+        """Called while a publication waits and copies: a long copy is work, not a hang
+        (the training thread sets it to its heartbeat)."""
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -120,11 +125,9 @@ class ModelGate(Owned):
             )
 
     @writes
-    def attach_optimizer(self, names: Sequence[str], optimizer: BoundOptimizer) -> None:
-        """Keep ``optimizer`` (over the training copies of ``names``) on them across switches."""
-        for name in names:
-            self._known(name)
-        self._optimizers.append((frozenset(names), optimizer))
+    def attach_optimizer(self, optimizer: BoundOptimizer) -> None:
+        """Keep ``optimizer`` on the training copies across switches, whichever it steps."""
+        self._optimizers.append(optimizer)
 
     @writes
     def count_steps(self, names: Sequence[str]) -> None:
@@ -171,7 +174,8 @@ class ModelGate(Owned):
             retired = self._current
             self._current = published
             # Releases the lock while waiting: new snapshots already take the new generation.
-            self._switch.wait_for(lambda: retired.readers == 0)
+            while not self._switch.wait_for(lambda: retired.readers == 0, 1.0):
+                self.heartbeat()
         for reader in retired.reader_fences.values():
             reader.hold_back_current_streams()
         mapping: dict[torch.Tensor, nn.Parameter] = {}
@@ -187,21 +191,87 @@ class ModelGate(Owned):
             targets += [*target.parameters(), *target.buffers()]
             sources += [*source.parameters(), *source.buffers()]
             self._training[name] = target
-        for trained, optimizer in self._optimizers:
-            if not trained.isdisjoint(chosen):
-                optimizer.follow(mapping)
+        for optimizer in self._optimizers:
+            optimizer.follow(mapping)  # any optimizer holding one of these parameters
         copy_serially(targets, sources, before_block=self._wait_for_quiet)
         return version
 
+    @writes
+    def state_dict(self) -> dict[str, Any]:
+        """Both copies of every model, their generation and their step counts.
+
+        The training copy is stored only where it differs from the published one (it
+        has trained since its last publication); otherwise it would double the file.
+        """
+        current = self._current
+        models: dict[str, Any] = {}
+        for name, entry in current.models.items():
+            published = entry.module.state_dict()
+            training = self._training[name].state_dict()
+            same = published.keys() == training.keys() and all(
+                torch.equal(published[key], training[key]) for key in published
+            )
+            models[name] = {
+                "published": published,
+                "training": None if same else training,
+                "requires_grad": [p.requires_grad for p in self._training[name].parameters()],
+                "version": entry.version,
+                "published_steps": entry.optimizer_steps,
+                "optimizer_steps": self._steps[name],
+            }
+        return {"version": current.version, "models": models}
+
+    @writes
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` into both copies (before the threads start).
+
+        Raises:
+            KeyError: The state's models are not this gate's (names both sets).
+        """
+        saved = state["models"]
+        if set(saved) != set(self._training):
+            raise KeyError(
+                f"the checkpoint has models {sorted(saved)}, this experiment has "
+                f"{sorted(self._training)}"
+            )
+        with self._switch:
+            self._switch.wait_for(lambda: self._current.readers == 0)
+            entries = {}
+            for name, entry in self._current.models.items():
+                model = saved[name]
+                entry.module.load_state_dict(model["published"])
+                training = (
+                    model["training"] if model["training"] is not None else model["published"]
+                )
+                module = self._training[name]
+                module.load_state_dict(training)
+                flags = model["requires_grad"]
+                for param, flag in zip(module.parameters(), flags, strict=True):
+                    param.requires_grad_(bool(flag))
+                entries[name] = self._entry(
+                    name,
+                    entry.module,
+                    int(model["version"]),
+                    time.monotonic(),
+                    optimizer_steps=int(model["published_steps"]),
+                )
+                self._steps[name] = int(model["optimizer_steps"])
+            self._current = Generation(int(state["version"]), entries)
+
     def _entry(
-        self, name: str, module: nn.Module, version: int, published_at: float
+        self,
+        name: str,
+        module: nn.Module,
+        version: int,
+        published_at: float,
+        optimizer_steps: int | None = None,
     ) -> PublishedModel:
         return PublishedModel(
             name=name,
             module=module,
             version=version,
             published_at=published_at,
-            optimizer_steps=self._steps[name],
+            optimizer_steps=self._steps[name] if optimizer_steps is None else optimizer_steps,
             methods=inference_methods(module),
             storages=storages_of(module),
         )
@@ -213,6 +283,7 @@ class ModelGate(Owned):
         between its steps, copying costs it nothing. A busy agent still gets its copy:
         after ``copy_patience`` the block is copied anyway.
         """
+        self.heartbeat()
         with self._switch:
             self._switch.wait_for(lambda: self._current.readers == 0, self.copy_patience)
 
@@ -226,17 +297,26 @@ class ModelGate(Owned):
             generation = self._current
             generation.readers += 1
         if generation.ready is not None:
-            generation.ready.hold_back_current_streams()
+            try:
+                generation.ready.hold_back_current_streams()
+            except BaseException:
+                self._leave(generation, fenced=False)
+                raise
         return generation
 
-    def _leave(self, generation: Generation) -> None:
-        done = fence(generation.devices)
-        with self._switch:
-            if done is not None:
-                generation.reader_fences[threading.get_ident()] = done
-            generation.readers -= 1
-            if generation.readers == 0:
-                self._switch.notify_all()
+    def _leave(self, generation: Generation, fenced: bool = True) -> None:
+        """Close a snapshot; the count drops even if fencing fails (publish would hang)."""
+        done = None
+        try:
+            if fenced:
+                done = fence(generation.devices)
+        finally:
+            with self._switch:
+                if done is not None:
+                    generation.reader_fences[threading.get_ident()] = done
+                generation.readers -= 1
+                if generation.readers == 0:
+                    self._switch.notify_all()
 
 
 def _for_inference(module: nn.Module) -> nn.Module:

@@ -40,7 +40,8 @@ class Generation:
     """An immutable set of published models, plus the count of snapshots reading it.
 
     Only the mutable fields (``readers``, ``reader_fences``) change, and only under the
-    gate's lock.
+    gate's lock. ``reader_fences`` is read without it once ``readers`` has dropped to 0
+    for a retired generation: no snapshot can open on it again, so nothing writes it.
     """
 
     __slots__ = ("devices", "models", "reader_fences", "readers", "ready", "version")

@@ -6,10 +6,14 @@ A :class:`InferenceModel` runs only what its model declared for inference, under
 ``torch.inference_mode``, and never hands out a tensor that shares memory with a
 published parameter: the copy it came from becomes the training copy at the next
 switch, and the optimizer would change the agent's tensor under its feet.
+
+The handles guard against mistakes, not malice: Python code can always reach a private
+attribute (``handle._entry.module``); code that does is on its own.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -110,9 +114,10 @@ class InferenceModel:
 
     @property
     def device(self) -> torch.device:
-        """Where inputs must be placed."""
-        for param in self._entry.module.parameters():
-            return param.device
+        """Where inputs must be placed (its first parameter's, or buffer's, device)."""
+        module = self._entry.module
+        for tensor in (*module.parameters(), *module.buffers()):
+            return tensor.device
         return torch.device("cpu")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -147,27 +152,42 @@ class InferenceModel:
 
 
 def _detached(value: Any, entry: PublishedModel) -> Any:
-    """``value`` with every tensor that shares a published tensor's memory copied."""
+    """``value`` with every tensor that shares a published tensor's memory copied.
+
+    Containers come back as they went in (the same object when nothing inside needed a
+    copy; else the same type: a namedtuple, a ``torch.return_types`` result, a
+    dataclass with every field kept).
+    """
     if isinstance(value, torch.Tensor):
         if value.numel() and value.untyped_storage().data_ptr() in entry.storages:
             return value.detach().clone()
         return value
     if value is None or isinstance(value, int | float | str | bool):
         return value
-    if isinstance(value, tuple):
+    if isinstance(value, tuple | list):
         items = [_detached(item, entry) for item in value]
-        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
-    if isinstance(value, list):
-        return [_detached(item, entry) for item in value]
+        if all(new is old for new, old in zip(items, value, strict=True)):
+            return value
+        if isinstance(value, list):
+            return items
+        if hasattr(value, "_fields"):  # a namedtuple
+            return type(value)(*items)
+        if hasattr(type(value), "n_fields"):  # a structseq: torch.return_types.*
+            return type(value)(items)
+        return tuple(items)
     if isinstance(value, dict):
-        return {key: _detached(item, entry) for key, item in value.items()}
+        copied = {key: _detached(item, entry) for key, item in value.items()}
+        changed = any(copied[key] is not item for key, item in value.items())
+        return copied if changed else value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {
-            field.name: _detached(getattr(value, field.name), entry)
-            for field in dataclasses.fields(value)
-            if field.init
-        }
-        return dataclasses.replace(value, **changes)
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        copied = {name: _detached(item, entry) for name, item in fields.items()}
+        if all(copied[name] is item for name, item in fields.items()):
+            return value
+        result = copy.copy(value)
+        for name, item in copied.items():
+            object.__setattr__(result, name, item)  # frozen dataclasses too
+        return result
     kind = "a module" if isinstance(value, nn.Module) else f"a {type(value).__name__}"
     raise ReadOnlyError(
         f"models.{entry.name}: an inference call returned {kind}, which could reach into "

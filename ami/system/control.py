@@ -47,6 +47,8 @@ class SystemState(enum.Enum):
     ACTIVE = "active"
     PAUSING = "pausing"
     PAUSED = "paused"
+    RESUMING = "resuming"
+    """Resumed, but a thread has not left its park yet."""
     STOPPING = "stopping"
     STOPPED = "stopped"
 
@@ -91,6 +93,9 @@ class SystemControl(Owned):
         self._acknowledged = threading.Condition()
         self._save_requests = 0
         self._handles: list[ThreadControl] = []
+        self.notify: Callable[[], None] = lambda: None
+        """Wakes the main thread when a thread parks (a pending pause reply is then due);
+        the main thread sets it, before the threads start."""
 
     @property
     def requested(self) -> SystemState:
@@ -111,10 +116,9 @@ class SystemControl(Owned):
             if not self._started.is_set():
                 return SystemState.STARTING
             if self._resumed.is_set():
-                return SystemState.ACTIVE
-            pause = self._pauses
-            parked = all(h._parked_for == pause or not h.alive for h in self._handles)
-            return SystemState.PAUSED if parked else SystemState.PAUSING
+                still = any(h.alive and h._parked_for is not None for h in self._handles)
+                return SystemState.RESUMING if still else SystemState.ACTIVE
+            return SystemState.PAUSED if self._all_parked() else SystemState.PAUSING
 
     @writes
     def handle_for(self, name: str) -> ThreadControl:
@@ -144,12 +148,20 @@ class SystemControl(Owned):
         self._resumed.set()
         self._wake_all()
 
+    @property
+    def save_requests(self) -> int:
+        """Save requests made so far (each numbered by its count)."""
+        return self._save_requests
+
     @writes
     def request_save(self) -> int:
-        """Ask the training thread to save a checkpoint at its next safe point.
+        """Ask every background thread for a snapshot of its state, at its next safe point.
+
+        A parked thread answers at once. The main thread writes the checkpoint once
+        all have answered (:mod:`ami.checkpoints.saving`).
 
         Returns:
-            The request's number; the training thread reports the last one it served.
+            The request's number; ``/api/status`` reports on it.
         """
         self._save_requests += 1
         self._wake_all()
@@ -174,15 +186,15 @@ class SystemControl(Owned):
             True once all are parked; False on timeout or if the system is not paused.
         """
         with self._acknowledged:
-            pause = self._pauses
-
-            def all_parked() -> bool:
-                return all(h._parked_for == pause or not h.alive for h in self._handles)
-
             self._acknowledged.wait_for(
-                lambda: self.requested is not SystemState.PAUSED or all_parked(), timeout
+                lambda: self.requested is not SystemState.PAUSED or self._all_parked(), timeout
             )
-            return all_parked() and self.requested is SystemState.PAUSED
+            return self._all_parked() and self.requested is SystemState.PAUSED
+
+    def _all_parked(self) -> bool:
+        """Every live thread parked for the latest pause (call under ``_acknowledged``)."""
+        pause = self._pauses
+        return all(h._parked_for == pause or not h.alive for h in self._handles)
 
     def _wake_all(self) -> None:
         for handle in self._handles:
@@ -209,6 +221,7 @@ class ThreadControl(ReadOnlyHandle):
         thread never pairs a new activity with an old beat."""
         self._pause_listeners: list[Callable[[], None]] = []
         self._resume_listeners: list[Callable[[], None]] = []
+        self._save_listeners: list[Callable[[], None]] = []
 
     @override
     def _read_only_target(self) -> SystemControl:
@@ -294,6 +307,14 @@ class ThreadControl(ReadOnlyHandle):
         """Run ``listener`` on this thread each time it leaves a pause."""
         self._resume_listeners.append(listener)
 
+    def on_save_while_parked(self, listener: Callable[[], None]) -> None:
+        """Run ``listener`` on this thread when a save is requested while it is parked.
+
+        A paused system is quiescent: its state can be saved at once, without waiting
+        for the resume.
+        """
+        self._save_listeners.append(listener)
+
     def wait_for_start(self) -> bool:
         """Block until the main thread starts the system; False if it shut down instead."""
         self._system._started.wait()
@@ -335,8 +356,17 @@ class ThreadControl(ReadOnlyHandle):
             self._parked_for = system._pauses
             self._report(Activity.PARKED)
             system._acknowledged.notify_all()
+        system.notify()
+        pause = self._parked_for
         try:
-            system._resumed.wait()
+            # Until a resume (or a shutdown), even one already followed by the next
+            # pause: this thread then parks again, for that pause.
+            while not system._resumed.is_set() and system._pauses == pause:
+                self._wake.wait()  # a resume, a shutdown or a save request
+                self._wake.clear()
+                if not system._resumed.is_set() and system._pauses == pause:
+                    for listener in self._save_listeners:
+                        listener()
         finally:
             with system._acknowledged:
                 self._parked_for = None

@@ -21,11 +21,14 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from ami.checkpoints.saving import FINAL, Saver
 from ami.config_checks import whole_number
 from ami.metrics import EventWriter
+from ami.state import snapshot
 from ami.system.control import ThreadControl
 
 logger = logging.getLogger(__name__)
@@ -69,6 +72,8 @@ class BackgroundThread(ABC):
         self._control: ThreadControl | None = None
         self._done = False
         self._notify_main: Callable[[], None] = lambda: None
+        self._saver: Saver | None = None
+        self._saves_answered = 0
 
     @property
     def control(self) -> ThreadControl:
@@ -81,6 +86,10 @@ class BackgroundThread(ABC):
         """Attach system control and the main thread's wake-up, before :meth:`start`."""
         self._control = control
         self._notify_main = notify_main
+
+    def use_saver(self, saver: Saver) -> None:
+        """Hand this thread's part of each checkpoint to ``saver`` (before :meth:`start`)."""
+        self._saver = saver
 
     def start(self) -> None:
         """Start the thread (called by the main thread)."""
@@ -118,6 +127,23 @@ class BackgroundThread(ABC):
         """Numbers for the web API's status report (read from the main thread)."""
         return {}
 
+    def checkpoint_state(self) -> Mapping[str, Any]:
+        """This thread's part of a checkpoint, taken on the thread at a safe point.
+
+        It may reference live tensors: :meth:`_answer_saves` snapshots it before it
+        leaves the thread.
+        """
+        return {}
+
+    def _answer_saves(self) -> None:
+        """Hand a snapshot to the saver if a save was requested since the last one."""
+        requested = self.control.save_requests
+        if self._saver is not None and requested > self._saves_answered:
+            self.control.beat()  # copying a large state takes a while: work, not a hang
+            self._saver.contribute(self.name, requested, snapshot(self.checkpoint_state()))
+            self._saves_answered = requested
+            self.control.beat()
+
     def _use_torch_threads(self) -> None:
         """Give this thread's torch operations their own count of CPU threads.
 
@@ -151,15 +177,19 @@ class BackgroundThread(ABC):
         self._use_torch_threads()
         self.metrics = EventWriter(self._tensorboard_dir)
         control.on_pause(self.metrics.flush)
+        control.on_save_while_parked(self._answer_saves)
         self.on_start()
         self.ready.set()
         self._notify_main()
         if control.wait_for_start():
             while not self._done and control.manage_loop():
+                self._answer_saves()
                 self.on_tick()
         control.mark_stopping()
         self._notify_main()  # the main thread stops the others now, not after cleanup
         self.on_end()
+        if self._saver is not None:  # the last state, for the checkpoint at the end
+            self._saver.contribute(self.name, FINAL, snapshot(self.checkpoint_state()))
 
     def _fail(self, control: ThreadControl, error: BaseException) -> None:
         self.error = error

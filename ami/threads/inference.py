@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from typing_extensions import override
 
@@ -65,6 +66,7 @@ class InferenceThread(BackgroundThread):
 
     @override
     def on_start(self) -> None:
+        self.collector.begin_segment()  # a start follows a gap in time (after a resume)
         self.interaction.setup()
         self.control.on_pause(self.interaction.on_pause)
         self.control.on_resume(self._resume)
@@ -134,6 +136,25 @@ class InferenceThread(BackgroundThread):
                 missed,
                 self.overruns,
             )
+
+    @override
+    def checkpoint_state(self) -> Mapping[str, Any]:
+        """The agent's and the world's state, the collector's counters, this thread's own."""
+        return {
+            "agent": self.interaction.agent.state_dict(),
+            "environment": self.interaction.environment.state_dict(),
+            "collector": self.collector.state_dict(),
+            "steps": self.steps,
+            "overruns": self.overruns,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Load :meth:`checkpoint_state` (on the building thread, before :meth:`start`)."""
+        self.interaction.agent.load_state_dict(state["agent"])
+        self.interaction.environment.load_state_dict(state["environment"])
+        self.collector.load_state_dict(state["collector"])
+        self.steps = int(state["steps"])
+        self.overruns = int(state["overruns"])
 
     @override
     def on_finally(self) -> None:

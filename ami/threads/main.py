@@ -37,6 +37,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from ami.checkpoints.saving import Saver
 from ami.config_checks import positive_number
 from ami.system.control import Activity, SystemControl, SystemState
 from ami.threads.background import BackgroundThread
@@ -88,6 +89,9 @@ class MainThread:
             reported hung and the run stops with exit code 1; None disables the check.
             Raise it if one optimizer step (or a checkpoint save) can take longer.
         collector: The experience hand-off, whose counts the status reports.
+        saver: Writes checkpoints from the threads' snapshots (see
+            :mod:`ami.checkpoints.saving`): on ``POST /api/save``, every
+            ``checkpoint.every`` seconds and when the run ends. None saves nothing.
     """
 
     def __init__(
@@ -102,6 +106,7 @@ class MainThread:
         gil_switch_interval: float | None = 0.001,
         hang_timeout: float | None = 30.0,
         collector: ExperienceCounts | None = None,
+        saver: Saver | None = None,
     ) -> None:
         self.check_max_uptime(max_uptime)
         self.system = system
@@ -116,16 +121,24 @@ class MainThread:
         self.gil_switch_interval = gil_switch_interval
         self.hang_watch = HangWatch(self.threads, hang_timeout)
         self.collector = collector
+        self.saver = saver
         self.hung: list[str] = []
         """Threads reported hung, or abandoned because they did not stop in time."""
         self._hung_at: dict[str, str] = {}
         """Where each hung thread was stuck (its innermost frame), for the status."""
         self._waker = Waker()
+        self._selector = selectors.DefaultSelector()
+        """The one select loop of the run: the waker, and the API's sockets from its opening."""
         self._started_at: float | None = None
         self._stop_deadline: float | None = None
         """Set when the stop begins: the threads must have finished by then."""
         for thread in self.threads:
             thread.bind(system.handle_for(thread.name), self._waker.notify)
+            if saver is not None:
+                thread.use_saver(saver)
+        system.notify = self._waker.notify  # a thread parked: a pause reply may be due
+        if saver is not None:
+            saver.notify = self._waker.notify  # a snapshot handed over: start writing
 
     @staticmethod
     def check_max_uptime(max_uptime: float | None) -> None:
@@ -139,11 +152,13 @@ class MainThread:
         switch_interval = sys.getswitchinterval()
         if self.gil_switch_interval is not None:
             sys.setswitchinterval(self.gil_switch_interval)
+        self._selector.register(self._waker, selectors.EVENT_READ)
         try:
             with _signals_interrupt(self._waker):
                 try:
                     if self.api is not None:
                         self.api.open(self.system, self.status)
+                        self.api.register(self._selector)  # its sockets never block the loop
                     if self._start():
                         self._serve()
                 except KeyboardInterrupt:
@@ -151,6 +166,7 @@ class MainThread:
                 finally:
                     self._stop()
         finally:
+            self._selector.close()
             self._waker.close()
             sys.setswitchinterval(switch_interval)
         reasons = [
@@ -179,6 +195,8 @@ class MainThread:
         }
         if self.collector is not None:
             report["collector"] = self._collector_counts(self.collector)
+        if self.saver is not None:
+            report["checkpoint"] = self.saver.status()
         return report
 
     def _thread_status(self, thread: BackgroundThread) -> dict[str, Any]:
@@ -220,26 +238,29 @@ class MainThread:
         for thread in self.threads:
             thread.start()
         deadline = time.monotonic() + self.start_timeout
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._waker, selectors.EVENT_READ)
-            while not all(thread.ready.is_set() for thread in self.threads):
-                if any(_has_ended(thread) for thread in self.threads):
-                    break  # one failed during set-up: stop the others now
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    waiting = [t.name for t in self.threads if not t.ready.is_set()]
-                    raise TimeoutError(
-                        f"thread(s) {waiting} not ready after {self.start_timeout} s "
-                        "(threads.start_timeout)"
-                    )
-                selector.select(remaining)
-                self._waker.drain()
+        # The API answers meanwhile (status: starting); a shutdown request ends the wait.
+        while not all(thread.ready.is_set() for thread in self.threads):
+            if any(_has_ended(thread) for thread in self.threads):
+                break  # one failed during set-up: stop the others now
+            if self.system.requested is SystemState.STOPPED:
+                logger.info("shutdown requested before the start; stopping")
+                return False
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                waiting = [t.name for t in self.threads if not t.ready.is_set()]
+                raise TimeoutError(
+                    f"thread(s) {waiting} not ready after {self.start_timeout} s "
+                    "(threads.start_timeout)"
+                )
+            self._turn(remaining)
         if any(_has_ended(thread) for thread in self.threads):
             return False
         if self.freeze_gc:
             gc.collect()
             gc.freeze()
         self._started_at = time.monotonic()
+        if self.saver is not None:
+            self.saver.start(self._started_at)
         self.system.start()
         if self.api is not None:
             line = f"Control API: {self.api.url}"
@@ -250,22 +271,33 @@ class MainThread:
         return True
 
     def _serve(self) -> None:
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._waker, selectors.EVENT_READ)
-            if self.api is not None:
-                self.api.register(selector)  # its sockets never block this loop
-            # Runs on through the stop, so the API reports it (stopping, a hung thread).
-            while not self._run_over():
-                timeout = self._select_timeout()
-                if self.api is not None:
-                    timeout = self.api.timeout(timeout)  # its nearest deadline, if sooner
-                for key, events in selector.select(timeout):
-                    if key.fileobj is self._waker:
-                        self._waker.drain()
-                    elif self.api is not None:
-                        self.api.on_ready(key, events)
-                if self.api is not None:
-                    self.api.poll()
+        # Runs on through the stop, so the API reports it (stopping, a hung thread).
+        while not self._run_over():
+            self._turn(self._select_timeout())
+            self._save_turn()
+
+    def _turn(self, timeout: float | None) -> None:
+        """One wait in ``select()``: wake-ups, and whatever the API's sockets have."""
+        if self.api is not None:
+            timeout = self.api.timeout(timeout)  # its nearest deadline, if sooner
+        for key, events in self._selector.select(timeout):
+            if key.fileobj is self._waker:
+                self._waker.drain()
+            elif self.api is not None:
+                self.api.on_ready(key, events)
+        if self.api is not None:
+            self.api.poll()
+
+    def _save_turn(self) -> None:
+        """Request a periodic save when due; write the next chunk of a checkpoint."""
+        saver = self.saver
+        if saver is None:
+            return
+        now = time.monotonic()
+        if self._stop_deadline is None and saver.periodic_due(now):
+            saver.periodic_requested(self.system.request_save(), now)
+        alive = {thread.name: thread.control.alive for thread in self.threads}
+        saver.poll(self.system.save_requests, lambda name: alive.get(name, False))
 
     def _stop(self) -> None:
         with _signals_ignored():
@@ -287,6 +319,8 @@ class MainThread:
                 )
                 if thread.name not in self.hung:
                     self.hung.append(thread.name)
+        if self.saver is not None:
+            self.saver.finish()  # the final checkpoint, from each thread's last state
         if self.api is not None:
             self.api.close()
         if self.freeze_gc:
@@ -318,14 +352,12 @@ class MainThread:
             logger.info("shutdown requested; stopping")
             self._begin_stop()
             return
-        for thread in self.threads:
-            if thread.error is not None:
-                self._begin_stop()  # the thread has logged its error and traceback
-                return
-            if thread.control.activity in (Activity.STOPPING, Activity.FINISHED):
-                logger.info("thread %s ended; stopping", thread.name)
-                self._begin_stop()
-                return
+        ended = next((thread for thread in self.threads if _has_ended(thread)), None)
+        if ended is not None:
+            if ended.error is None:  # a failed thread has logged its error and traceback
+                logger.info("thread %s ended; stopping", ended.name)
+            self._begin_stop()
+            return
         hang = self.hang_watch.find(known=self.hung)
         if hang is not None:
             self._report_hung(hang)
@@ -348,6 +380,8 @@ class MainThread:
         if self._stop_deadline is not None:
             return max(0.0, self._stop_deadline - time.monotonic())
         waits = [self._uptime_left(), self.hang_watch.seconds_to_next_check()]
+        if self.saver is not None:
+            waits.append(self.saver.seconds_to_next(time.monotonic()))
         known = [wait for wait in waits if wait is not None]
         return min(known) if known else None
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from lightning_fabric import Fabric
 from typing_extensions import override
 
-from ami.checkpoints import load_checkpoint, save_checkpoint
+from ami.checkpoints.run_state import non_finite
 from ami.data.buffer import DataBuffer
 from ami.data.collector import StepCollector
 from ami.models.gate import ModelGate
+from ami.state import global_rng_state, set_global_rng_state
 from ami.system.control import ThreadControl
 from ami.threads.background import BackgroundThread
 from ami.trainers.trainer import Trainer
@@ -36,9 +38,8 @@ class TrainingThread(BackgroundThread):
         trainers: Learning jobs by name, run in this order.
         fabric: Device, precision and seeding for the trainers.
         tensorboard_dir: Folder of this thread's event file.
-        checkpoint_dir: Where checkpoints go: on request (``POST /api/save``) and when
-            the run stops. None saves nothing.
-        resume_from: A checkpoint (or a run directory) to start from.
+        save_buffers: Put the buffers' contents into checkpoints
+            (``checkpoint.buffers``): exact resumes, at the cost of their size.
         torch_threads: CPU threads per torch operation on this thread (None: the
             process's count).
     """
@@ -51,8 +52,7 @@ class TrainingThread(BackgroundThread):
         trainers: Mapping[str, Trainer],
         fabric: Fabric,
         tensorboard_dir: Path | str,
-        checkpoint_dir: Path | str | None = None,
-        resume_from: Path | str | None = None,
+        save_buffers: bool = False,
         torch_threads: int | None = None,
     ) -> None:
         super().__init__("training", tensorboard_dir, torch_threads)
@@ -61,12 +61,11 @@ class TrainingThread(BackgroundThread):
         self.models = models
         self.trainers = dict(trainers)
         self.fabric = fabric
-        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        self.resume_from = Path(resume_from) if resume_from is not None else None
+        self.save_buffers = save_buffers
         self.steps_taken = 0
-        self.saves_served = 0
-        self.checkpoint: Path | None = None
-        self._started = False
+        self._resume: Mapping[str, Any] | None = None
+        self._resumed = False
+        self._buffers_restored = False
 
     @override
     def bind(self, control: ThreadControl, notify_main: Callable[[], None]) -> None:
@@ -76,6 +75,7 @@ class TrainingThread(BackgroundThread):
 
     @override
     def on_start(self) -> None:
+        self.models.heartbeat = self.control.beat
         for name, trainer in self.trainers.items():
             trainer.bind(name, self.models, self.buffers, self.fabric, self.control, self.metrics)
             trainer.setup()
@@ -85,18 +85,59 @@ class TrainingThread(BackgroundThread):
             self.fabric.device,
             self.fabric.strategy.precision.precision,
         )
-        if self.resume_from is not None:
-            path = load_checkpoint(self.resume_from, self.models, self.trainers)
-            logger.info("resumed from %s", path)
-        self._started = True
+        if self._resume is not None:
+            self._load_resumed(self._resume)
+            self._resume = None
+
+    def restore(self, state: Mapping[str, Any], buffers_restored: bool) -> None:
+        """Take the training part of a checkpoint (before :meth:`start`).
+
+        The models and buffers were loaded already, while the experiment was built;
+        the trainers' optimizers exist only once :meth:`on_start` has built them, so
+        their state (and the global generators', set last) waits until then.
+        """
+        self._resume = state
+        self._resumed = True
+        self.steps_taken = int(state["steps_taken"])
+        self._buffers_restored = buffers_restored
+
+    def _load_resumed(self, state: Mapping[str, Any]) -> None:
+        for name, trainer in self.trainers.items():
+            trainer.load_state_dict(state["trainers"][name])
+            if not self._buffers_restored:
+                trainer.forget_data_marks()
+        scaler = _grad_scaler(self.fabric)
+        if scaler is not None and state.get("precision") is not None:
+            scaler.load_state_dict(state["precision"])
+        set_global_rng_state(state["rng"])
+
+    @override
+    def checkpoint_state(self) -> Mapping[str, Any]:
+        """Models (both copies), trainers, buffers if asked for, the global generators.
+
+        ``trained`` says whether there is anything to keep (a run that never trained
+        writes no checkpoint); ``non_finite`` names a parameter that is NaN or
+        infinite, which no checkpoint may hold.
+        """
+        models = self.models.state_dict()
+        scaler = _grad_scaler(self.fabric)
+        return {
+            "trained": self._resumed or any(t.global_step for t in self.trainers.values()),
+            "non_finite": non_finite(models),
+            "models": models,
+            "trainers": {name: trainer.state_dict() for name, trainer in self.trainers.items()},
+            "buffers": (
+                {name: buffer.state_dict() for name, buffer in self.buffers.items()}
+                if self.save_buffers
+                else None
+            ),
+            "precision": scaler.state_dict() if scaler is not None else None,
+            "rng": global_rng_state(),
+            "steps_taken": self.steps_taken,
+        }
 
     @override
     def on_tick(self) -> None:
-        requested = self.control.save_requests
-        if requested > self.saves_served:
-            self._save()
-            # Counted once written: a status that reports the save served names its file.
-            self.saves_served = requested
         self._take_new_steps()
         ran = False
         for trainer in self.trainers.values():
@@ -130,19 +171,6 @@ class TrainingThread(BackgroundThread):
         self.metrics.scalars(values, self.steps_taken)
 
     @override
-    def on_finally(self) -> None:
-        # Keep what was learned, whatever stopped the run; but if this thread failed,
-        # its models may be half-updated: leave the last good checkpoint in place.
-        if self._started and self.error is None:
-            self._save()
-
-    def _save(self) -> None:
-        if self.checkpoint_dir is None:
-            return
-        self.checkpoint = save_checkpoint(self.checkpoint_dir, self.models, self.trainers)
-        logger.info("saved checkpoint %s", self.checkpoint)
-
-    @override
     def status(self) -> Mapping[str, object]:
         return {
             # Optimizer steps of all trainers: what a stuck or parked thread stops adding to.
@@ -153,6 +181,9 @@ class TrainingThread(BackgroundThread):
                 for name, trainer in self.trainers.items()
             },
             "buffers": {name: len(buffer) for name, buffer in self.buffers.items()},
-            "checkpoint": str(self.checkpoint) if self.checkpoint is not None else None,
-            "saves_served": self.saves_served,
         }
+
+
+def _grad_scaler(fabric: Fabric) -> Any:
+    """The gradient scaler of 16-mixed precision (its scale is state), or None."""
+    return getattr(fabric.strategy.precision, "scaler", None)

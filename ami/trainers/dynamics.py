@@ -60,6 +60,7 @@ class DynamicsTrainer(Trainer):
         self.dynamics_name = dynamics
         self.frame_weight = frame_weight
         self._images = Throttle(image_interval)
+        self._panels = torch.Generator().manual_seed(0)  # see DataBuffer.sample_sequences
 
     def _unroll(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted and target latents for steps 1..T-1, each ``(B, T-1, L)``."""
@@ -94,7 +95,7 @@ class DynamicsTrainer(Trainer):
     def on_run_end(self) -> None:
         if not self._images.ready():
             return
-        batch = self.buffer.sample_sequences(1, 2)
+        batch = self.buffer.sample_sequences(1, 2, generator=self._panels)
         batch = {key: value.to(self.fabric.device) for key, value in batch.items()}
         with torch.no_grad(), self.fabric.autocast():
             predicted, _ = self._unroll(batch)

@@ -135,6 +135,10 @@ class PPOTrainer(Trainer):
         state = super().state_dict()
         if self.scaler is not None:
             state["reward_scaler"] = self.scaler.state_dict()
+        state["shuffle"] = self._shuffle.get_state()
+        if self._in_run:  # the rollout being learned from, and the minibatches still due
+            state["rollout"] = dict(self._rollout)
+            state["minibatches"] = list(self._minibatches)
         return state
 
     @override
@@ -142,10 +146,16 @@ class PPOTrainer(Trainer):
         super().load_state_dict(state)
         if self.scaler is not None and "reward_scaler" in state:
             self.scaler.load_state_dict(state["reward_scaler"])
+        self._shuffle.set_state(state["shuffle"])
+        device = self.fabric.device
+        self._rollout = {key: value.to(device) for key, value in state.get("rollout", {}).items()}
+        self._minibatches = deque(state.get("minibatches", []))
 
     @override
     def is_ready(self) -> bool:
         # One step beyond the rollout supplies the bootstrap value.
+        if self._in_run:
+            return True
         new_steps = self.buffer.total_added - self._mark
         return len(self.buffer) > self.rollout_length and new_steps >= self.rollout_length
 

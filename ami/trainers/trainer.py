@@ -92,6 +92,10 @@ class Trainer(ABC):
         """Optimizer steps taken so far; the x axis of this trainer's charts."""
         self.runs = 0
         self._mark = 0
+        self._in_run = 0
+        """Optimizer steps done in the run under way (0 between runs)."""
+        self._restore_flags: dict[str, list[bool]] = {}
+        """During a run: the ``requires_grad`` flags of the read models, frozen meanwhile."""
 
     def bind(
         self,
@@ -148,7 +152,7 @@ class Trainer(ABC):
         self._optimizer = BoundOptimizer(
             self._build_optimizer(self.trained_parameters()), rebuild=self._build_optimizer
         )
-        self.models.attach_optimizer(self.trains, self._optimizer)
+        self.models.attach_optimizer(self._optimizer)
 
     @property
     def optimizer(self) -> Optimizer:
@@ -160,30 +164,70 @@ class Trainer(ABC):
         return optimizer
 
     def state_dict(self) -> dict[str, Any]:
-        """Optimizer state and progress counters, for a checkpoint."""
+        """Optimizer state and progress, for a checkpoint; also in the middle of a run.
+
+        A save during a pause may find the trainer between two optimizer steps of a
+        run: the state then says how far the run got, so a resumed run finishes it.
+        """
         return {
             "optimizer": self.optimizer.state_dict(),
             "global_step": self.global_step,
             "runs": self.runs,
+            "mark": self._mark,
+            "in_run": self._in_run,
+            "restore_flags": dict(self._restore_flags),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` (after :meth:`setup`, before the models are published)."""
-        self.optimizer.load_state_dict(state["optimizer"])
+        """Restore :meth:`state_dict` (after :meth:`setup`, before the models are published).
+
+        State comes from the checkpoint, hyperparameters from this run's config: the
+        optimizer's saved state (moments, step counts) is loaded, then each parameter
+        group gets back the settings this run's optimizer was built with (learning
+        rate, weight decay...). What changed is logged.
+        """
+        optimizer = self.optimizer
+        fresh = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+        optimizer.load_state_dict(state["optimizer"])
+        changes = []
+        for group, settings in zip(optimizer.param_groups, fresh, strict=True):
+            for key, value in settings.items():
+                if group.get(key) != value:
+                    changes.append(f"{key} {group.get(key)} -> {value}")
+                group[key] = value
+        if changes:
+            logger.info(
+                "trainer %s: optimizer settings from this run's config, not the checkpoint's: %s",
+                self.name,
+                ", ".join(dict.fromkeys(changes)),
+            )
         self.global_step = int(state["global_step"])
         self.runs = int(state["runs"])
+        self._mark = int(state["mark"])
+        self._in_run = int(state["in_run"])
+        self._restore_flags = {
+            str(name): [bool(flag) for flag in flags]
+            for name, flags in state["restore_flags"].items()
+        }
+
+    def forget_data_marks(self) -> None:
+        """The buffers start empty (a checkpoint without them): count new data from zero."""
+        self._mark = 0
 
     def configure_optimizer(self, parameters: Iterable[nn.Parameter]) -> Optimizer:
         """The optimizer for :meth:`trained_parameters`; override for another kind."""
         return torch.optim.AdamW(parameters, lr=self.lr, weight_decay=self.weight_decay)
 
     def trained_parameters(self) -> list[nn.Parameter]:
-        """Parameters of every trained model's training copy."""
+        """Every parameter of the trained models' training copies, frozen ones included.
+
+        A frozen parameter gets no gradient, and optimizers skip it; one the trainer
+        unfreezes later is then stepped like the others.
+        """
         return [
             param
             for name in self.trains
             for param in self.models.training_module(name).parameters()
-            if param.requires_grad
         ]
 
     def module(self, name: str) -> nn.Module:
@@ -196,10 +240,10 @@ class Trainer(ABC):
         return self.models.training_module(name)
 
     def is_ready(self) -> bool:
-        """Whether enough new data arrived for a run."""
+        """Whether enough new data arrived for a run (or a resumed run is unfinished)."""
         if len(self.buffer) < self.batch_size or not self.buffer.can_sample(self.sequence_length):
             return False
-        if self.runs == 0:
+        if self.runs == 0 or self._in_run > 0:
             return True
         return self.buffer.total_added - self._mark >= self.min_new_steps
 
@@ -216,25 +260,38 @@ class Trainer(ABC):
         """Losses for one batch: ``"loss"`` is optimised, the other entries are logged."""
 
     def run(self) -> bool:
-        """One run of optimizer steps, then publication; False if shutdown interrupted it."""
-        self._mark = self.buffer.total_added
-        frozen = [self.models.training_module(name) for name in self.reads]
-        saved = [[p.requires_grad for p in module.parameters()] for module in frozen]
-        for module in frozen:
+        """One run of optimizer steps, then publication; False if shutdown interrupted it.
+
+        An interrupted run (or one restored from a checkpoint taken in its middle) is
+        finished by the next call, without starting over.
+        """
+        if self._in_run == 0:
+            self._mark = self.buffer.total_added
+            self._restore_flags = {
+                name: [p.requires_grad for p in self.models.training_module(name).parameters()]
+                for name in self.reads
+            }
+        frozen = {name: self.models.training_module(name) for name in self._restore_flags}
+        for module in frozen.values():
             module.requires_grad_(False)
         completed = True
         try:
-            self.on_run_start()
-            for _ in range(self.steps_per_run):
+            if self._in_run == 0:
+                self.on_run_start()
+            while self._in_run < self.steps_per_run:
                 if not self.control.manage_loop():
                     completed = False
                     break
                 self._optimizer_step()
+                self._in_run += 1
         finally:
-            for module, flags in zip(frozen, saved, strict=True):
+            for name, module in frozen.items():
+                flags = self._restore_flags[name]
                 for param, flag in zip(module.parameters(), flags, strict=True):
                     param.requires_grad_(flag)
         if completed:
+            self._in_run = 0
+            self._restore_flags = {}
             self.models.publish(self.trains)
             self.runs += 1
             self.on_run_end()

@@ -52,6 +52,7 @@ class VAETrainer(Trainer):
         self.decoder_name = decoder
         self.beta = beta
         self._images = Throttle(image_interval)
+        self._panels = torch.Generator().manual_seed(0)  # see DataBuffer.sample_sequences
 
     @override
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
@@ -73,7 +74,8 @@ class VAETrainer(Trainer):
     def on_run_end(self) -> None:
         if not self._images.ready():
             return
-        observation = self.buffer.sample(1)["observation"].to(self.fabric.device)
+        sample = self.buffer.sample_sequences(1, 1, generator=self._panels)
+        observation = sample["observation"][:, 0].to(self.fabric.device)
         with torch.no_grad(), self.fabric.autocast():
             mean, _ = self.module(self.encoder_name)(observation.float())
             reconstruction = self.module(self.decoder_name)(mean)

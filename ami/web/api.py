@@ -14,12 +14,14 @@ Routes:
                            (or after ``pause_ack_timeout``) with "acknowledged" and
                            "ack_seconds"
     POST /api/resume
-    POST /api/save      -> the training thread saves a checkpoint at its next safe point
+    POST /api/save      -> each thread hands over its state at its next safe point (at
+                           once if paused); the main thread writes the checkpoint, and
+                           ``/api/status`` reports on request ``save_request``
     POST /api/shutdown  -> the run stops cleanly and exits 0
 
 The pause reply is deferred, not waited for: the connection stays open while the loop
-checks ``wait_until_paused(0)`` every couple of milliseconds, serving other requests
-meanwhile, so "acknowledged": true still means the threads really sit still.
+serves other requests, and checks ``wait_until_paused(0)`` on each turn (a thread that
+parks wakes the loop), so "acknowledged": true still means the threads really sit still.
 
 Who may call it is decided in :mod:`ami.web.guard`: loopback only unless
 ``web_api.token`` is set, JSON-only POSTs, and ``Host``/``Origin`` checks that keep web
@@ -53,9 +55,6 @@ Action = Callable[[], Reply | Deferred]
 BACKLOG = 128
 """Connections the kernel queues before the API accepts them: a burst of clients (or
 more than ``max_connections``) waits there instead of being refused."""
-
-PAUSE_POLL_SECONDS = 0.002
-"""How often a pending pause reply checks whether the threads have parked."""
 
 
 class ControlAPI:
@@ -302,7 +301,7 @@ class _PauseReply(Deferred):
         self._status = status
         self._timeout = timeout
         self._started = time.monotonic()
-        self.wake_at = self._started
+        self.wake_at = self._started + timeout
         system.pause()
 
     @override
@@ -314,5 +313,4 @@ class _PauseReply(Deferred):
         if acknowledged or final or waited >= self._timeout:
             body = {**self._status(), "acknowledged": acknowledged, "ack_seconds": round(waited, 4)}
             return Reply(200, body)
-        self.wake_at = min(now + PAUSE_POLL_SECONDS, self._started + self._timeout)
-        return None
+        return None  # asked again on the next turn: a parking thread wakes the loop

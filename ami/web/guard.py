@@ -93,17 +93,18 @@ class RequestGuard:
     """Checks each request's ``Host``, ``Origin``, token and POST content type.
 
     Args:
-        host: The configured ``web_api.host``; beyond loopback its name (with the port)
-            is an accepted ``Host`` too. A wildcard (``0.0.0.0``, ``::``) has no name
-            of its own, so any name with the right port is accepted: the token, which
-            such a host requires and no browser sends by itself, is then the guard.
+        host: The configured ``web_api.host``; its name (with the port) is an accepted
+            ``Host`` too, besides the usual loopback names. A wildcard (``0.0.0.0``,
+            ``::``) has no name of its own, so any name with the right port is
+            accepted: the token, which such a host requires and no browser sends by
+            itself, is then the guard.
         port: The port actually bound.
         token: The bearer token every request must carry, or None.
     """
 
     def __init__(self, host: str, port: int, token: str | None) -> None:
         names = set(LOOPBACK_NAMES)
-        if not is_loopback(host):
+        if not is_wildcard(host):  # its own name, a loopback one too (127.0.0.2)
             names.add(f"[{host.lower()}]" if ":" in host else host.lower())
         self._port = str(port)
         self._any_name = is_wildcard(host)

@@ -177,10 +177,11 @@ class Server:
         now = time.monotonic()
         for connection in list(self._connections):
             if connection.pending is not None:
-                if now >= connection.pending.wake_at:
-                    reply = connection.pending.poll(now)
-                    if reply is not None:
-                        self._answer(connection, reply, now)
+                # Every turn, not only at wake_at: what it waits for (threads parking)
+                # wakes the loop itself.
+                reply = connection.pending.poll(now)
+                if reply is not None:
+                    self._answer(connection, reply, now)
             elif now >= connection.deadline:
                 if connection.phase is _Phase.READING:
                     self._expire(connection, now)

@@ -92,3 +92,20 @@ def test_a_broken_video_in_the_folder_fails_at_setup(folder: Path) -> None:
 def test_a_device_index_is_not_a_video_source() -> None:
     with pytest.raises(ValueError, match=r"interaction.camera"):
         VideoFilesSensor(0)  # type: ignore[arg-type]
+
+
+def test_a_video_resumes_at_the_frame_it_had_reached(
+    tmp_path: Path, video_of: Callable[..., Path]
+) -> None:
+    video_of("a.avi", [(0, 0, 255), (0, 255, 0), (255, 0, 0), (255, 255, 255)])
+    original = VideoFilesSensor(str(tmp_path), width=8, height=8)
+    original.setup()
+    for _ in range(2):
+        original.read()
+    state = original.state_dict()
+    resumed = VideoFilesSensor(str(tmp_path), width=8, height=8)
+    resumed.load_state_dict(state)
+    resumed.setup()
+    assert torch.equal(resumed.read(), original.read()), "the third frame, not the first"
+    original.teardown()
+    resumed.teardown()

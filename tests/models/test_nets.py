@@ -453,7 +453,7 @@ def test_dynamics_trains_and_publishes_through_the_model_gate(generator: torch.G
 
     gate = ModelGate({"dynamics": build_dynamics("small", CHOICES)})
     optimizer = torch.optim.AdamW(gate.training_module("dynamics").parameters(), lr=1e-2)
-    gate.attach_optimizer(["dynamics"], BoundOptimizer(optimizer))
+    gate.attach_optimizer(BoundOptimizer(optimizer))
     hidden = torch.randn(2, 128, generator=generator)
     latent = torch.randn(2, world_model_size("small").latent_dim, generator=generator)
     action = random_actions(2, CHOICES, generator)

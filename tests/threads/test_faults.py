@@ -10,94 +10,34 @@ import builtins
 import contextlib
 import errno
 import io
-import json
 import logging
 import os
 import pathlib
 import shutil
 import subprocess
 import threading
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from runtime_parts import GatedTrainer, Runtime, ScriptedWorld, build_runtime
+from runtime_parts import (
+    DEADLINE,
+    Client,
+    GatedTrainer,
+    Runtime,
+    ScriptedWorld,
+    build_runtime,
+    run_with,
+    wait_for,
+)
 
+from ami.checkpoints import CheckpointStore, read
 from ami.interaction.environment import WorldEnded
 from ami.threads import InferenceThread, TrainingThread
 
 pytestmark = [pytest.mark.usefixtures("keep_main_thread_name"), pytest.mark.timeout(120)]
-
-DEADLINE = 60.0
-"""Seconds a condition may take on a busy machine before the test calls it a deadlock."""
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.01)
-
-
-class Client:
-    """The control API, called from the test's own thread while main serves it."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        wait_for(self._open, "the API is open and the run started")
-
-    def _open(self) -> bool:
-        api = self.runtime.main.api
-        return bool(api is not None and api._server is not None and self.runtime.main._started_at)
-
-    def call(self, method: str, path: str) -> dict[str, Any]:
-        assert self.runtime.main.api is not None
-        request = urllib.request.Request(
-            self.runtime.main.api.url + path,
-            method=method,
-            data=b"" if method == "POST" else None,
-            headers={"Content-Type": "application/json"} if method == "POST" else {},
-        )
-        with urllib.request.urlopen(request, timeout=DEADLINE) as response:
-            body: dict[str, Any] = json.loads(response.read())
-            return body
-
-    def status(self) -> dict[str, Any]:
-        return self.call("GET", "/api/status")
-
-    def wait_for_status(
-        self, condition: Callable[[dict[str, Any]], bool], what: str
-    ) -> dict[str, Any]:
-        """The first status that meets ``condition``, polled until a generous deadline."""
-        deadline = time.monotonic() + DEADLINE
-        while not condition(body := self.status()):
-            assert time.monotonic() < deadline, f"timed out waiting until {what}: {body}"
-            time.sleep(0.01)
-        return body
-
-
-def run_with(runtime: Runtime, script: Callable[[Client], None]) -> int:
-    """Run the system on this thread and ``script`` against its API on another."""
-    errors: list[BaseException] = []
-
-    def client() -> None:
-        try:
-            script(Client(runtime))
-        except BaseException as error:
-            errors.append(error)
-            runtime.main.system.shutdown.__wrapped__(runtime.main.system)  # type: ignore[attr-defined]
-
-    thread = threading.Thread(target=client, name="client", daemon=True)
-    thread.start()
-    code = runtime.main.run()
-    thread.join(DEADLINE)
-    if errors:
-        raise errors[0]
-    return code
 
 
 def test_a_hung_trainer_is_reported_hung_and_stops_the_run_with_exit_1(
@@ -164,7 +104,8 @@ def test_a_pause_during_a_long_optimizer_step_reports_pausing_until_the_step_end
         body = client.wait_for_status(lambda b: b["status"] == "paused", "both threads park")
         assert body["threads"]["training"]["state"] == "parked"
         assert trainer.global_step == steps + 1, "the step ended, then the thread parked"
-        assert client.call("POST", "/api/resume")["status"] == "active"
+        assert client.call("POST", "/api/resume")["status"] in ("resuming", "active")
+        client.wait_for_status(lambda s: s["status"] == "active", "both threads left the park")
         wait_for(lambda: trainer.global_step > steps + 1, "training goes on")
         assert client.call("POST", "/api/shutdown")["status"] == "stopping"
 
@@ -311,7 +252,8 @@ def previous_checkpoint(tmp_path: Path) -> tuple[Path, bytes]:
     )
     code = run_with(first, lambda client: _shut_down_after_a_run(client, first))
     assert code == 0
-    path = tmp_path / "ckpt" / "latest.pt"
+    path = CheckpointStore(tmp_path / "ckpt").latest()
+    assert path is not None
     return path, path.read_bytes()
 
 
@@ -349,7 +291,8 @@ def test_a_full_disk_stops_the_run_with_exit_1_and_keeps_the_last_checkpoint(
         )
         check_disk_full_run(runtime, tmp_path / "run", disk.full.set, caplog)
     assert checkpoint.read_bytes() == saved, "the previous checkpoint is intact"
-    torch.load(checkpoint, weights_only=True)
+    assert CheckpointStore(checkpoint.parent).latest() == checkpoint, "and still the latest"
+    read(checkpoint)
 
 
 @pytest.fixture
@@ -389,4 +332,5 @@ def test_a_really_full_disk_stops_the_run_with_exit_1_and_keeps_the_last_checkpo
     )
     check_disk_full_run(runtime, tiny_tmpfs / "run", lambda: fill_up(tiny_tmpfs), caplog)
     assert checkpoint.read_bytes() == saved, "the previous checkpoint is intact"
-    torch.load(checkpoint, weights_only=True)
+    assert CheckpointStore(checkpoint.parent).latest() == checkpoint, "and still the latest"
+    read(checkpoint)

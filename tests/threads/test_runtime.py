@@ -366,7 +366,8 @@ def test_web_api_pauses_mid_training_resumes_and_shuts_down(tmp_path: Path) -> N
         time.sleep(0.2)
         assert (runtime.world.steps, trainer.global_step) == (steps, optimizer_steps)
         status, body, _ = client.call("POST", "/api/resume")
-        assert status == 200 and body["status"] == "active"
+        assert status == 200 and body["status"] in ("resuming", "active")
+        wait_for(lambda: runtime.main.system.state.value == "active", "both threads left the park")
         wait_for(
             lambda: runtime.world.steps > steps and trainer.global_step > optimizer_steps,
             "both threads work again",

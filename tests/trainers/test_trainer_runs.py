@@ -189,3 +189,23 @@ def test_a_trainer_with_its_own_optimizer_never_steps_the_published_copies(
         assert set(trainer.optimizer.cached) <= owned, "the rebuilt optimizer caches the new copies"
     assert trainer._optimizer.rebuilds == 3
     writer.close()
+
+
+def test_a_layer_frozen_at_the_start_and_unfrozen_later_is_trained(tmp_path: Path) -> None:
+    """Before: the optimizer held only the parameters trainable at set-up."""
+    models = small_models()
+    head = models.training_module("encoder").head
+    head.requires_grad_(False)
+    buffer = SequentialBuffer(capacity=64)
+    fill(models, buffer, 24)
+    trainer = ReconstructionTrainer(batch_size=4, steps_per_run=2, min_new_steps=0)
+    writer = bind(trainer, models, buffer, tmp_path)
+    frozen = [p.clone() for p in models.training_module("encoder").head.parameters()]
+    assert trainer.run()
+    now = models.training_module("encoder").head
+    assert all(torch.equal(a, b) for a, b in zip(frozen, now.parameters())), "frozen: unchanged"
+    now.requires_grad_(True)  # the trainer's own decision, e.g. after a warm-up
+    assert trainer.run()
+    later = models.training_module("encoder").head
+    assert not all(torch.equal(a, b) for a, b in zip(frozen, later.parameters())), "now trained"
+    writer.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import selectors
 import socket
@@ -59,12 +60,24 @@ class Worker:
         self.control = control
         self.gate = threading.Event()
         self.gate.set()
+        self.held = threading.Event()
+        """Set once the loop is inside a held unit of work (after :meth:`hold`)."""
         self.thread = threading.Thread(target=self._loop, name=control.name, daemon=True)
+
+    def hold(self) -> None:
+        """Keep the loop inside its next unit of work, away from any safe point."""
+        self.held.clear()
+        self.gate.clear()
+
+    def wait_until_held(self) -> None:
+        assert self.held.wait(DEADLINE), "the worker never reached its held unit of work"
 
     def _loop(self) -> None:
         self.control.wait_for_start()
         try:
             while self.control.manage_loop():
+                if not self.gate.is_set():
+                    self.held.set()
                 self.gate.wait()  # a unit of work that may last as long as the test wants
                 self.control.wait(0.002)
         finally:
@@ -135,6 +148,11 @@ class Served:
 
     def request_bytes(self, method: str = "GET", path: str = "/api/status") -> bytes:
         return f"{method} {path} HTTP/1.1\r\nHost: {self.host_header}\r\n\r\n".encode()
+
+    def notify(self) -> None:
+        """Wake the loop (a thread parked); harmless once it has stopped."""
+        with contextlib.suppress(OSError):
+            self.wake[1].send(b"\0")
 
     def start_loop(self) -> None:
         """Start serving: the loop's thread becomes system control's writer."""
@@ -208,6 +226,7 @@ def serve() -> Iterator[Serve]:
         api.open(system, report)
         host, port = api.url.removeprefix("http://").rsplit(":", 1)
         served = Served(api, system, loops, host.strip("[]"), int(port), threading.Thread())
+        system.notify = served.notify  # as the main thread's waker
         served.loop = threading.Thread(target=_run_loop, args=(served,), name="api-loop")
         system.start()
         for worker in loops:

@@ -23,11 +23,14 @@ def test_status_pause_resume_save_and_shutdown_keep_working(serve) -> None:
     assert status.status == 200 and status.json()["status"] == "active"
     assert status.headers["content-type"] == "application/json"
 
+    asked = time.monotonic()
     paused = served.call("POST", "/api/pause").json()
+    answered = time.monotonic() - asked
     assert paused["status"] == "paused" and paused["acknowledged"] is True
     assert paused["parked"] == {"inference": True, "training": True}
-    assert 0 <= paused["ack_seconds"] <= 30
-    assert served.call("POST", "/api/resume").json()["status"] == "active"
+    assert 0 <= paused["ack_seconds"] <= answered, "measured within the request"
+    assert served.call("POST", "/api/resume").json()["status"] in ("resuming", "active")
+    served.wait_for(lambda: served.system.state.value == "active", "the threads left the park")
     assert served.call("POST", "/api/save").json()["save_request"] == 1
     assert served.call("POST", "/api/shutdown").json()["status"] in ("stopping", "stopped")
     assert served.system.wait_until_paused(0) is False
@@ -36,8 +39,8 @@ def test_status_pause_resume_save_and_shutdown_keep_working(serve) -> None:
 def test_a_pending_pause_answers_once_the_threads_park_and_other_requests_go_on(serve) -> None:
     served = serve(workers=["training"], pause_ack_timeout=60)
     (worker,) = served.workers
-    worker.gate.clear()  # the worker is inside a long unit of work: no safe point
-    time.sleep(0.05)
+    worker.hold()  # the worker is inside a long unit of work: no safe point
+    worker.wait_until_held()
     replies: list = []
     pause = threading.Thread(target=lambda: replies.append(served.call("POST", "/api/pause")))
     pause.start()
@@ -54,8 +57,8 @@ def test_a_pending_pause_answers_once_the_threads_park_and_other_requests_go_on(
 
 def test_a_pause_the_threads_do_not_reach_in_time_is_not_acknowledged(serve) -> None:
     served = serve(workers=["training"], pause_ack_timeout=0.3)
-    served.workers[0].gate.clear()
-    time.sleep(0.05)
+    served.workers[0].hold()
+    served.workers[0].wait_until_held()
     reply = served.call("POST", "/api/pause").json()
     assert reply["acknowledged"] is False and reply["parked"] == {"training": False}
     assert reply["ack_seconds"] >= 0.3
@@ -63,8 +66,8 @@ def test_a_pause_the_threads_do_not_reach_in_time_is_not_acknowledged(serve) -> 
 
 def test_a_pause_pending_at_close_is_answered_with_the_truth(serve) -> None:
     served = serve(workers=["training"], pause_ack_timeout=60)
-    served.workers[0].gate.clear()
-    time.sleep(0.05)
+    served.workers[0].hold()
+    served.workers[0].wait_until_held()
     replies: list = []
     pause = threading.Thread(target=lambda: replies.append(served.call("POST", "/api/pause")))
     pause.start()

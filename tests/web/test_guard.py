@@ -75,6 +75,14 @@ def test_a_wildcard_host_accepts_any_name_on_its_port_but_still_needs_the_token(
     assert refusal(guard.check_host_and_token, head(host="my-laptop.lan:8391")) == 401
 
 
+def test_another_loopback_address_accepts_its_own_name() -> None:
+    """Before: web_api.host=127.0.0.2 printed a URL whose Host it then refused with 421."""
+    guard = RequestGuard("127.0.0.2", 8391, None)
+    guard.check_host_and_token(head(host="127.0.0.2:8391"))
+    guard.check_host_and_token(head(host="127.0.0.1:8391"))
+    assert refusal(guard.check_host_and_token, head(host="evil.example:8391")) == 421
+
+
 def test_loopback_accepts_the_three_loopback_names_with_the_port_only() -> None:
     guard = RequestGuard("127.0.0.1", 8391, None)
     for name in ("127.0.0.1:8391", "localhost:8391", "[::1]:8391"):

@@ -85,6 +85,7 @@ class CuriosityAgent(Agent):
         self._prediction: torch.Tensor | None = None
         self._prediction_version = 0
         self._discarded = 0
+        self._restored: dict[str, Any] = {}
         self._metrics: dict[str, float] = {}
 
     @override
@@ -104,6 +105,11 @@ class CuriosityAgent(Agent):
         self._held = 0
         self._pending = None
         self._prediction = None
+        if self._restored:  # a resumed run carries on the saved memory
+            self._hidden = self._restored["hidden"].clone()
+            self._action = self._restored["action"].clone()
+            self._held = int(self._restored["held"])
+            self._restored = {}
 
     def _initial_hidden(self) -> torch.Tensor:
         with self.models.snapshot() as models:
@@ -114,6 +120,24 @@ class CuriosityAgent(Agent):
     def teardown(self) -> None:
         self._pending = None
         self._prediction = None
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        # A resume is a gap in time: the pending record is dropped as at a pause.
+        discarded = self._discarded + (self._pending is not None)
+        return {
+            "hidden": self._hidden,
+            "action": self._action,
+            "held": self._held,
+            "generator": self._generator.get_state(),
+            "discarded": discarded,
+        }
+
+    @override
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._restored = {key: state[key] for key in ("hidden", "action", "held")}
+        self._generator.set_state(state["generator"])
+        self._discarded = int(state["discarded"])
 
     @override
     def on_pause(self) -> None:

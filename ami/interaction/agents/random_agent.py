@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from typing_extensions import override
@@ -36,6 +37,20 @@ class RandomAgent(Agent):
         self._generator = torch.Generator().manual_seed(seed)
         self._action = torch.zeros(len(choices), dtype=torch.long)
         self._held = 0
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "action": self._action,
+            "held": self._held,
+            "generator": self._generator.get_state(),
+        }
+
+    @override
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._action = state["action"].clone()
+        self._held = int(state["held"])
+        self._generator.set_state(state["generator"])
 
     @override
     def step(self, observation: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -23,6 +25,13 @@ class Sensor(ABC):
     @abstractmethod
     def read(self) -> torch.Tensor:
         """The next observation, ``(C, H, W)`` float in ``[0, 1]``."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where a recorded source is (a live camera keeps nothing)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (before :meth:`setup`)."""
 
     def broke_continuity(self) -> bool:
         """Whether the last :meth:`read` does not follow the one before (a cut); once."""

@@ -10,7 +10,9 @@ the end of the data raises :class:`EndOfVideos` (a
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import cv2
 import torch
@@ -74,16 +76,60 @@ class VideoFilesSensor(Sensor):
         self._videos: list[Path] = []
         self._index = 0
         self._frames_this_pass = 0
+        self._frame = 0
+        """Frames read from the open file."""
         self._capture: cv2.VideoCapture | None = None
         self._cut = False
+        self._resume: tuple[str, int] | None = None
 
     @override
     def setup(self) -> None:
         self._videos = list_videos(self.path)
         for video in self._videos[1:]:  # fail now, not hours later at the broken file
             open_capture(str(video)).release()
-        self._index = 0
-        self._capture = open_capture(str(self._videos[0]))
+        self._index, self._frame = 0, 0
+        if self._resume is not None:
+            self._seek(*self._resume)
+            self._resume = None
+        else:
+            self._capture = open_capture(str(self._videos[0]))
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        """Which file plays and how many of its frames were read: the video's 'pose'."""
+        # After the last video of a pass without loop, the index is one past the end.
+        name = self._videos[self._index].name if self._index < len(self._videos) else ""
+        return {
+            "file": name,
+            "frame": self._frame,
+            "passes": self.passes,
+            "frames_this_pass": self._frames_this_pass,
+        }
+
+    @override
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.passes = int(state["passes"])
+        self._frames_this_pass = int(state["frames_this_pass"])
+        self._resume = (str(state["file"]), int(state["frame"]))
+
+    def _seek(self, name: str, frame: int) -> None:
+        """Open the saved file at the saved frame (or start over if it is gone)."""
+        names = [video.name for video in self._videos]
+        if name not in names:
+            logger.warning(
+                "interaction.camera=%r: the checkpoint's video %r is not there any more; "
+                "starting from the first video",
+                self.path,
+                name,
+            )
+            self._capture = open_capture(str(self._videos[0]))
+            return
+        self._index = names.index(name)
+        self._capture = open_capture(str(self._videos[self._index]))
+        for _ in range(frame):  # grab() decodes nothing: exact, and cheap per frame
+            if not self._capture.grab():
+                break
+            self._frame += 1
 
     @override
     def teardown(self) -> None:
@@ -99,6 +145,7 @@ class VideoFilesSensor(Sensor):
             ok, frame = self._capture.read()
             if ok and frame is not None:
                 self._frames_this_pass += 1
+                self._frame += 1
                 return frame_to_observation(as_image(frame), self.width, self.height)
             self._next_video()
 
@@ -113,6 +160,7 @@ class VideoFilesSensor(Sensor):
             self._capture.release()
         self._capture = None
         self._cut = True
+        self._frame = 0
         self._index += 1
         if self._index == len(self._videos):
             self._end_of_pass()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from typing_extensions import override
@@ -52,6 +54,14 @@ class SensorActuatorEnvironment(Environment):
             validate_action(action)
         else:
             self.actuator.operate(action)
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"sensor": self.sensor.state_dict()}
+
+    @override
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.sensor.load_state_dict(state["sensor"])
 
     @override
     def broke_continuity(self) -> bool:

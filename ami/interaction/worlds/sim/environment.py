@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from typing_extensions import override
@@ -41,6 +42,14 @@ class SimEnvironment(Environment):
     @override
     def observe(self) -> torch.Tensor:
         return rgb_to_observation(self.world.render())
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return self.world.state_dict()
+
+    @override
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.world.load_state_dict(state)
 
     @override
     def broke_continuity(self) -> bool:

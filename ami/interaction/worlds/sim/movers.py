@@ -8,13 +8,16 @@ from the world's seeded generator, so a seed still fixes everything).
 from __future__ import annotations
 
 import math
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 import numpy as np
+import torch
 
 from ami.interaction.worlds.sim.grid_map import GridMap
 from ami.interaction.worlds.sim.raycaster import Array, Sprites
 from ami.interaction.worlds.sim.textures import Floats
+from ami.state import generator_state, load_generator_state
 
 _COLOURS: Final[Floats] = np.array(
     [
@@ -83,6 +86,30 @@ class Movers:
             self.velocities[blocked, axis] *= -1.0
             self.positions[~blocked] = moved[~blocked]
         self._time += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        """Positions, velocities, the bounce clock and the generator (shared with the world)."""
+        return {
+            "positions": torch.from_numpy(self.positions.copy()),
+            "velocities": torch.from_numpy(self.velocities.copy()),
+            "phase": torch.from_numpy(np.asarray(self._phase).copy()),
+            "time": self._time,
+            "rng": generator_state(self._rng),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (same number of movers)."""
+        positions = state["positions"].numpy()
+        if positions.shape != self.positions.shape:
+            raise ValueError(
+                f"the saved world has {len(positions)} movers, this one {len(self.positions)} "
+                "(interaction.environment.world.movers changed)"
+            )
+        self.positions = positions.copy()
+        self.velocities = state["velocities"].numpy().copy()
+        self._phase = state["phase"].numpy().copy()
+        self._time = int(state["time"])
+        load_generator_state(self._rng, state["rng"])
 
     def sprites(self) -> Sprites:
         """Their current look, for the renderer."""

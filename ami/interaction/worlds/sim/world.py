@@ -8,8 +8,8 @@ One :meth:`SimWorld.step` is one inference step; speeds are per step.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Final, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 
@@ -124,6 +124,28 @@ class SimWorld:
         self._x, self._y, self._heading = float(x), float(y), math.radians(heading)
         self._visited.add((int(x), int(y)))
         self._jumped = True
+
+    def state_dict(self) -> dict[str, Any]:
+        """The agent's pose and motion, what it has visited, the movers and the generator."""
+        return {
+            "pose": [self._x, self._y, self._heading],
+            "lift": [self._lift, self._lift_velocity],
+            "jump_held": self._jump_held,
+            "visited": sorted(self._visited),
+            "jumped": self._jumped,
+            "steps": self.steps,
+            "movers": self.movers.state_dict(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` into a world built with the same layout and movers."""
+        self._x, self._y, self._heading = (float(v) for v in state["pose"])
+        self._lift, self._lift_velocity = (float(v) for v in state["lift"])
+        self._jump_held = bool(state["jump_held"])
+        self._visited = {(int(x), int(y)) for x, y in state["visited"]}
+        self._jumped = bool(state["jumped"])
+        self.steps = int(state["steps"])
+        self.movers.load_state_dict(state["movers"])
 
     def take_jump(self) -> bool:
         """Whether :meth:`place` moved the agent since the last call (a jump, not a step)."""
