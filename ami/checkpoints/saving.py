@@ -111,8 +111,6 @@ class Saver(Owned):
         """Each thread's newest snapshot, and the newest request it answers."""
         self._final: dict[str, Mapping[str, Any]] = {}
         self._waiting: list[SaveJob] = []
-        self._jobs: dict[int, SaveJob] = {}
-        """Every request by number (recent ones): requests answered by one file share it."""
         self._file: CheckpointWriter | None = None
         self._writing: SaveJob | None = None
         self._last: SaveJob | None = None
@@ -153,12 +151,6 @@ class Saver(Owned):
             number = self._seen
             job = SaveJob(number, self._reasons.pop(number, "request"), time.monotonic())
             self._waiting.append(job)
-            self._jobs[number] = job
-            self._jobs.pop(number - 64, None)
-
-    def job(self, number: int) -> SaveJob | None:
-        """Save request ``number`` (recent ones only)."""
-        return self._jobs.get(number)
 
     @writes
     def start(self, now: float) -> None:
@@ -231,7 +223,6 @@ class Saver(Owned):
             )
             return None
         job = SaveJob(FINAL, "final", time.monotonic())
-        self._jobs[FINAL] = job
         self._begin(job, final)
         if self._writing is not None:
             self._advance(None)
@@ -264,9 +255,7 @@ class Saver(Owned):
             return None
         if peek:
             return ready[-1], {}
-        newest = ready[-1]
-        for job in ready[:-1]:  # one file answers every request it covers
-            self._jobs[job.number] = newest
+        newest = ready[-1]  # one file answers every request it covers
         self._waiting = [job for job in self._waiting if job.number > answered]
         with self._lock:  # the snapshots now belong to this save; keep only the numbers
             for thread, (number, _) in offered.items():
