@@ -27,16 +27,12 @@ import tempfile
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from measuring import percentile
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ami.experiment import build
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 def main() -> None:

@@ -30,13 +30,13 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from hydra import compose, initialize_config_dir
+from measuring import call_api
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import ami.threads.background as background
@@ -68,18 +68,6 @@ class BallastTrainer(Trainer):
 
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
         return {"loss": self.module("ballast")(batch["x"]).pow(2).mean()}
-
-
-def call(url: str, method: str = "GET") -> dict[str, Any]:
-    request = urllib.request.Request(
-        url,
-        method=method,
-        data=b"" if method == "POST" else None,
-        headers={"Content-Type": "application/json"} if method == "POST" else {},
-    )
-    with urllib.request.urlopen(request, timeout=120) as response:
-        body: dict[str, Any] = json.loads(response.read())
-        return body
 
 
 def wait_until(condition: Callable[[], bool], what: str, seconds: float = 600.0) -> None:
@@ -117,7 +105,7 @@ def measure(name: str, saves: int) -> dict[str, Any]:
             wait_until(
                 lambda: all(
                     trainer["runs"] >= 1
-                    for trainer in call(url + "/api/status")["threads"]["training"][
+                    for trainer in call_api(url + "/api/status")["threads"]["training"][
                         "trainers"
                     ].values()
                 ),
@@ -127,10 +115,10 @@ def measure(name: str, saves: int) -> dict[str, Any]:
             for _ in range(saves):
                 snapshots.clear()
                 started = time.time()
-                number = call(url + "/api/save", "POST")["save_request"]
+                number = call_api(url + "/api/save", "POST")["save_request"]
 
                 def written(number: int = number) -> bool:
-                    save = call(url + "/api/status")["checkpoint"]["save"]
+                    save = call_api(url + "/api/status")["checkpoint"]["save"]
                     return bool(
                         save
                         and save["number"] >= number
@@ -140,7 +128,7 @@ def measure(name: str, saves: int) -> dict[str, Any]:
 
                 wait_until(written, f"save {number}")
                 ended = time.time()
-                save = call(url + "/api/status")["checkpoint"]["save"]
+                save = call_api(url + "/api/status")["checkpoint"]["save"]
                 if save["state"] != "written":
                     raise SystemExit(f"save failed: {save}")
                 write_ms.append(save["write_seconds"] * 1e3)
@@ -151,7 +139,7 @@ def measure(name: str, saves: int) -> dict[str, Any]:
                 windows.append((ended, time.time(), False))
             results["write_ms"] = max(write_ms)
             results["state_mb"] = Path(results["path"]).stat().st_size / 1e6
-            call(url + "/api/shutdown", "POST")
+            call_api(url + "/api/shutdown", "POST")
 
         thread = threading.Thread(target=client, name="client", daemon=True)
         thread.start()

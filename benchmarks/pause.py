@@ -29,33 +29,15 @@ import statistics
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 from hydra import compose, initialize_config_dir
+from measuring import call_api, percentile
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ami.experiment import build
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def call(url: str, method: str = "GET") -> dict[str, Any]:
-    request = urllib.request.Request(
-        url,
-        method=method,
-        data=b"" if method == "POST" else None,
-        headers={"Content-Type": "application/json"} if method == "POST" else {},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body: dict[str, Any] = json.loads(response.read())
-        return body
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:
@@ -80,13 +62,13 @@ def main() -> None:
             time.sleep(args.warmup)
             rng = random.Random(0)
             for _ in range(args.pauses):
-                reply = call(url + "/api/pause", "POST")
+                reply = call_api(url + "/api/pause", "POST")
                 acks.append((bool(reply["acknowledged"]), float(reply["ack_seconds"])))
                 time.sleep(0.2)
-                call(url + "/api/resume", "POST")
+                call_api(url + "/api/resume", "POST")
                 resumes.append(time.time())
                 time.sleep(rng.uniform(0.3, 1.5))
-            call(url + "/api/shutdown", "POST")
+            call_api(url + "/api/shutdown", "POST")
 
         thread = threading.Thread(target=client, name="client", daemon=True)
         thread.start()
@@ -111,11 +93,11 @@ def main() -> None:
                 "pauses": len(acks),
                 "unacknowledged": sum(not ok for ok, _ in acks),
                 "ack_ms_p50": round(statistics.median(ack_ms), 1),
-                "ack_ms_p90": round(percentile(ack_ms, 0.9), 1),
+                "ack_ms_p90": round(percentile(ack_ms, 90), 1),
                 "ack_ms_max": round(max(ack_ms), 1),
                 "steps": len(intervals),
-                "phase_error_p50": round(percentile(phases, 0.5), 4),
-                "phase_error_p99": round(percentile(phases, 0.99), 4),
+                "phase_error_p50": round(percentile(phases, 50), 4),
+                "phase_error_p99": round(percentile(phases, 99), 4),
                 "phase_error_max": round(max(phases), 4),
                 "overruns": int(overruns),
             }

@@ -46,6 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from measuring import percentile
 from torch import nn
 
 from ami.models import ModelGate
@@ -59,12 +60,6 @@ def mlp(width: int) -> nn.Module:
     for _ in range(4):
         layers += [nn.Linear(width, width, bias=False), nn.ReLU()]
     return nn.Sequential(*layers)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 @dataclass

@@ -1,8 +1,8 @@
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
+from runtime_parts import wait_for
 
 from ami.sharing import OwnershipError, ReadOnlyError
 from ami.system import SystemControl, SystemState, ThreadControl
@@ -10,13 +10,6 @@ from ami.system.control import Activity
 
 DEADLINE = 30.0
 """Seconds a condition may take on a busy machine before the test calls it a deadlock."""
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.005)
 
 
 def start_loop(system: SystemControl, name: str, work_seconds: float = 0.001):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from runtime_parts import wait_for
 
 from ami.system import SystemControl
 from ami.system.control import Activity
@@ -16,13 +15,6 @@ from ami.threads.liveness import HangWatch
 
 DEADLINE = 30.0
 """Seconds a thread may take on a busy machine before the test calls it a deadlock."""
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.005)
 
 
 class FakeClock:

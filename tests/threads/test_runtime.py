@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import torch
-from runtime_parts import BrightnessTrainer, Runtime, ScriptedWorld, build_runtime
+from runtime_parts import BrightnessTrainer, Runtime, ScriptedWorld, build_runtime, wait_for
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import ami.threads.inference as inference_module
@@ -338,13 +338,6 @@ def run_with_client(runtime: Any, script: Any) -> tuple[int, list[Any]]:
     if errors:
         raise errors[0]
     return code, results
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.01)
 
 
 def test_web_api_pauses_mid_training_resumes_and_shuts_down(tmp_path: Path) -> None:
