@@ -13,9 +13,13 @@ the others, and handed to the thread that writes it:
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,7 @@ from lightning_fabric import Fabric
 from omegaconf import DictConfig, OmegaConf
 
 import ami.hydra_setup  # noqa: F401  (resolvers and schema, before composition)
-from ami.config_text import redacted_yaml, scrub_hydra_records
+from ami.config_text import SECRETS, redacted_yaml, scrub_hydra_records
 from ami.data.buffer import DataBuffer
 from ami.data.collector import StepCollector
 from ami.experiment_checks import (
@@ -37,12 +41,14 @@ from ami.experiment_checks import (
 from ami.interaction.agent import Agent
 from ami.interaction.environment import Environment
 from ami.interaction.interaction import Interaction
-from ami.metrics import EventWriter
+from ami.metrics import EventWriter, layout_summary, run_hparams
+from ami.metrics.resources import ResourceMonitor
 from ami.models.gate import ModelGate
 from ami.resume import make_saver, open_resume, restore
 from ami.system.control import SystemControl
 from ami.threads.inference import InferenceThread
 from ami.threads.main import MainThread
+from ami.threads.run_report import RunReport
 from ami.threads.training import TrainingThread
 from ami.trainers.trainer import Trainer
 from ami.web.api import ControlAPI
@@ -54,16 +60,104 @@ class RunFailed(RuntimeError):
     """The run ended with a failed or hung thread (the details are in its log)."""
 
 
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended, and its key numbers; also written to ``<run dir>/outcome.json``.
+
+    Attributes:
+        outcome: ``completed`` (``max_uptime``, a shutdown request, the world ended),
+            ``interrupted`` (Ctrl+C or SIGTERM) or ``failed`` (a thread failed or hung,
+            or the config was refused before start).
+        exit_code: 0, or 1 when failed.
+        reason: Why it failed, in one line; None otherwise.
+        metrics: The end-of-run numbers (:data:`ami.threads.run_report.FINAL_METRICS`),
+            e.g. ``training/dynamics/loss_final``; empty when the run never started.
+        output_dir: The run directory.
+    """
+
+    outcome: str
+    exit_code: int
+    reason: str | None
+    metrics: Mapping[str, float]
+    output_dir: Path
+
+
 def run(cfg: DictConfig, output_dir: Path) -> int:
     """Build the system from ``cfg`` and run it; returns the process exit code."""
+    return run_outcome(cfg, output_dir).exit_code
+
+
+def run_outcome(
+    cfg: DictConfig, output_dir: Path, stop_when: Callable[[], str | None] | None = None
+) -> RunOutcome:
+    """Build the system from ``cfg``, run it, and record how it ended.
+
+    A config refused before start is logged (so the run folder's ``main.log`` says why,
+    not only the console) and reported as ``failed``, like a thread's failure.
+
+    Args:
+        cfg: The composed config.
+        output_dir: The run directory.
+        stop_when: Asked by the main thread's loop twice a second: a reason to stop
+            from outside (a sweep's stop file), or None.
+    """
     threading.current_thread().name = "main"  # selects main.log
     scrub_hydra_records(cfg, output_dir)
     try:
         main = build(cfg, output_dir)
+        main.stop_when = stop_when
     except KeyboardInterrupt:
         logger.info("interrupted before start")
-        return 0
-    return main.run()
+        return _record(RunOutcome("interrupted", 0, None, {}, output_dir), None)
+    except ConfigError as error:
+        logger.error("the run could not start: %s", error)
+        return _record(RunOutcome("failed", 1, str(error), {}, output_dir), None)
+    except Exception as error:
+        logger.exception("the run could not start")
+        reason = f"{type(error).__name__}: {error}"
+        return _record(RunOutcome("failed", 1, reason, {}, output_dir), None)
+    try:
+        exit_code = main.run()
+    except Exception as error:
+        logger.exception("the run failed")
+        reason = main.reason or f"{type(error).__name__}: {error}"
+        metrics = main.report.metrics if main.report is not None else {}
+        return _record(RunOutcome("failed", 1, reason, metrics, output_dir), None)
+    metrics = main.report.metrics if main.report is not None else {}
+    outcome = RunOutcome(main.outcome or "failed", exit_code, main.reason, metrics, output_dir)
+    return _record(outcome, main.api_url)
+
+
+def _record(outcome: RunOutcome, api_url: str | None) -> RunOutcome:
+    """Write ``outcome.json``, which sweeps and ``scripts/summarize.py`` read."""
+    record = {
+        "outcome": outcome.outcome,
+        "exit_code": outcome.exit_code,
+        "reason": " ".join(outcome.reason.split()) if outcome.reason else None,  # one line
+        "overrides": _overrides(),
+        # JSON has no NaN: a diverged loss is recorded as null.
+        "metrics": {k: v if math.isfinite(v) else None for k, v in outcome.metrics.items()},
+        "control_api": api_url,
+    }
+    try:
+        outcome.output_dir.mkdir(parents=True, exist_ok=True)
+        path = outcome.output_dir / "outcome.json"
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(record, indent=2, allow_nan=False, default=str) + "\n")
+        os.replace(partial, path)
+    except (OSError, ValueError) as error:
+        logger.error("could not write outcome.json in %s: %s", outcome.output_dir, error)
+    return outcome
+
+
+def _overrides() -> list[str]:
+    """This run's command-line overrides (under Hydra), secrets masked."""
+    return [
+        f"{item.split('=', 1)[0]}=<redacted>"
+        if item.split("=", 1)[0].lstrip("+~") in SECRETS
+        else item
+        for item in _hydra_runtime()[1]
+    ]
 
 
 def build(cfg: DictConfig, output_dir: Path) -> MainThread:
@@ -94,7 +188,7 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
     inference: InferenceThread = instantiate(cfg.threads.inference)(
         interaction=interaction,
         collector=collector,
-        tensorboard_dir=tensorboard_dir / "inference",
+        tensorboard_dir=tensorboard_dir,
         models=models.inference,
     )
     training: TrainingThread = instantiate(cfg.threads.training)(
@@ -103,12 +197,26 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
         models=models,
         trainers={name: trainer for name, (_, trainer) in trainers.items()},
         fabric=fabric,
-        tensorboard_dir=tensorboard_dir / "training",
+        tensorboard_dir=tensorboard_dir,
         save_buffers=check_checkpoint_settings(cfg).buffers,
     )
     if resumed is not None:
         restore(resumed, models, buffers, inference, training)
     api: ControlAPI | None = instantiate(cfg.web_api) if cfg.get("web_api") else None
+    # One folder, one event file per thread: TensorBoard shows the run as one entry.
+    writer = EventWriter(tensorboard_dir, suffix="main")
+    report = RunReport(
+        writer,
+        ResourceMonitor(
+            {
+                "main": threading.current_thread(),
+                "inference": inference.thread,
+                "training": training.thread,
+            }
+        ),
+        progress_every=cfg.threads.get("progress_every", 10.0),
+        resources_every=cfg.threads.get("resources_every", 5.0),
+    )
     main = MainThread(
         SystemControl(),
         [inference, training],
@@ -121,6 +229,8 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
         hang_timeout=cfg.threads.hang_timeout,
         collector=collector,
         saver=make_saver(cfg, output_dir / "checkpoints", resumed),
+        report=report,
+        api_record=output_dir / "control_api.json",
     )
     # Wiring is done: hand each shared object to the one thread that writes it.
     models.transfer_to(training.thread)
@@ -129,7 +239,7 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
     collector.transfer_to(inference.thread)
     collector.transfer_taking_to(training.thread)
     torch_threads = {thread.name: thread.torch_threads for thread in (inference, training)}
-    _describe(cfg, models, torch_threads, tensorboard_dir / "main", output_dir)
+    _describe(cfg, models, list(trainers), torch_threads, writer, output_dir)
     return main
 
 
@@ -227,38 +337,35 @@ def _save_config(cfg: DictConfig, output_dir: Path) -> None:
 def _describe(
     cfg: DictConfig,
     models: ModelGate,
+    trainers: Sequence[str],
     torch_threads: Mapping[str, int],
-    log_dir: Path,
+    writer: EventWriter,
     output_dir: Path,
 ) -> None:
     counts = {name: models.parameter_count(name) for name in models.names}
     logger.info("run directory: %s", output_dir)
     for name, count in counts.items():
         logger.info("model %s: %s parameters", name, f"{count:,}")
-    writer = EventWriter(log_dir)
-    try:
-        table = "\n".join(f"| {name} | {count:,} |" for name, count in counts.items())
-        writer.text("config/parameters", "| model | parameters |\n|---|---|\n" + table)
-        writer.text("config/composed", "```yaml\n" + redacted_yaml(cfg, resolve=False) + "\n```")
-        hparams: dict[str, float | int | str | bool] = {
-            f"params/{name}": count for name, count in counts.items()
-        }
-        choices = _choices()
-        hparams.update({f"choice/{group}": str(option) for group, option in choices.items()})
-        hparams["seed"] = int(cfg.seed)
-        hparams["torch_threads"] = torch.get_num_threads()
-        hparams.update({f"torch_threads/{name}": n for name, n in torch_threads.items()})
-        writer.hparams(hparams)
-    finally:
-        writer.close()
+    table = "\n".join(f"| {name} | {count:,} |" for name, count in counts.items())
+    writer.text("config/parameters", "| model | parameters |\n|---|---|\n" + table)
+    writer.text("config/composed", "```yaml\n" + redacted_yaml(cfg) + "\n```")
+    choices, overrides = _hydra_runtime()
+    hparams = run_hparams(cfg, choices, overrides)
+    hparams.update({f"params/{name}": count for name, count in counts.items()})
+    hparams["torch_threads"] = torch.get_num_threads()
+    hparams.update({f"torch_threads/{name}": n for name, n in torch_threads.items()})
+    writer.hparams(hparams)  # the run's HParams row; its outcome follows at the end
+    writer.summary(layout_summary(trainers))
+    writer.flush()
 
 
-def _choices() -> dict[str, str]:
-    """The option picked in each config group, when running under Hydra."""
+def _hydra_runtime() -> tuple[dict[str, str | None], list[str]]:
+    """The option picked in each config group and the command-line overrides, under Hydra."""
     try:
         from hydra.core.hydra_config import HydraConfig
 
-        runtime = HydraConfig.get().runtime.choices
+        hydra = HydraConfig.get()
     except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in runtime.items() if not str(k).startswith("hydra")}
+        return {}, []
+    choices = {str(k): None if v is None else str(v) for k, v in hydra.runtime.choices.items()}
+    return choices, [str(item) for item in hydra.overrides.task]

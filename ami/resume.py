@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from ami.checkpoints.file_format import CheckpointError
 from ami.checkpoints.run_state import (
+    LATEST,
     config_changes,
     describe_changes,
     misfits,
@@ -59,8 +60,9 @@ def open_resume(cfg: DictConfig) -> Resumed | None:
     if source is None:
         return None
     task_dir = Path(str(cfg.paths.log_dir)) / str(cfg.task_name)
+    source = _beside_the_project(str(source), Path(str(cfg.paths.root_dir)))
     try:
-        path, state = open_for_resume(str(source), task_dir)
+        path, state = open_for_resume(source, task_dir)
     except FileNotFoundError as error:
         raise ConfigError(str(error)) from None
     except CheckpointError as error:
@@ -68,6 +70,23 @@ def open_resume(cfg: DictConfig) -> Resumed | None:
     changes = config_changes(str(state["run"]["config"]), cfg)
     logger.info("resuming from %s; settings changed since: %s", path, describe_changes(changes))
     return Resumed(path, state, changes)
+
+
+def _beside_the_project(source: str, root: Path) -> str:
+    """A relative path that is not under the shell's directory, taken from the project's.
+
+    Runs are written under the project's ``logs/`` wherever the shell is, so
+    ``resume_from=logs/default/runs/<run>`` typed from another folder means the
+    project's; the path used is logged. Paths found from the shell's directory win.
+    """
+    path = Path(source)
+    if source == LATEST or path.is_absolute() or path.exists():
+        return source
+    candidate = root / path
+    if candidate.exists():
+        logger.info("resume_from=%s: not under %s; using %s", source, Path.cwd(), candidate)
+        return str(candidate)
+    return source
 
 
 def restore(

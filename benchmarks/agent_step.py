@@ -51,7 +51,7 @@ def main() -> None:
         code = build(cfg, Path(out)).run()
         if code != 0:
             raise SystemExit(f"run failed (exit {code})")
-        events = EventAccumulator(str(Path(out) / "tensorboard" / "inference"), {"scalars": 0})
+        events = EventAccumulator(str(Path(out) / "tensorboard"), {"scalars": 0})
         events.Reload()
         scalars = events.Scalars("inference/step_time")
         start = scalars[0].wall_time + args.warmup

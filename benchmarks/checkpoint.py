@@ -148,7 +148,7 @@ def measure(name: str, saves: int) -> dict[str, Any]:
         background.snapshot = timed
         if code != 0:
             raise SystemExit(f"run failed (exit {code})")
-        events = EventAccumulator(str(Path(out) / "tensorboard" / "inference"), {"scalars": 0})
+        events = EventAccumulator(str(Path(out) / "tensorboard"), {"scalars": 0})
         events.Reload()
         gaps = [(e.wall_time, e.value) for e in events.Scalars("inference/step_interval")]
 

@@ -63,7 +63,7 @@ def main() -> None:
         if code != 0 or len(samples) != 2:
             raise SystemExit(f"run failed (exit {code}) or was too short for the window")
         (wall0, cpu0), (wall1, cpu1) = samples["start"], samples["end"]
-        events = EventAccumulator(str(Path(out) / "tensorboard" / "inference"))
+        events = EventAccumulator(str(Path(out) / "tensorboard"))
         events.Reload()
         step_time = sum(
             e.value for e in events.Scalars("inference/step_time") if wall0 <= e.wall_time <= wall1

@@ -71,9 +71,9 @@ def mean_between(points: list[tuple[float, float]], start: float, end: float) ->
 def summarize(run_dir: Path) -> dict[str, float | None]:
     """The benchmark's numbers from a finished run's event files."""
     tensorboard = run_dir / "tensorboard"
-    cells = read_scalars(tensorboard / "inference", CELLS_TAG)
-    steps = read_scalars(tensorboard / "inference", "inference/step_time")
-    losses = read_scalars(tensorboard / "training", LOSS_TAG)
+    cells = read_scalars(tensorboard, CELLS_TAG)
+    steps = read_scalars(tensorboard, "inference/step_time")
+    losses = read_scalars(tensorboard, LOSS_TAG)
     if not steps:
         raise RuntimeError(f"no inference steps were logged under {tensorboard}")
     start = steps[0][0]

@@ -76,7 +76,7 @@ def main() -> None:
         thread.join(60)
         if code != 0 or len(acks) != args.pauses:
             raise SystemExit(f"run failed (exit {code}) or ended before the pauses")
-        events = EventAccumulator(str(Path(out) / "tensorboard" / "inference"))
+        events = EventAccumulator(str(Path(out) / "tensorboard"))
         events.Reload()
         intervals = events.Scalars("inference/step_interval")
         overruns = max((e.value for e in events.Scalars("inference/overruns")), default=0.0)

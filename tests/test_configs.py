@@ -75,7 +75,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert choices.agent.agent._target_ == "ami.interaction.agents.CuriosityAgent"
     assert choices.buffer._target_ == "ami.data.RandomReplacementBuffer"
     assert choices.model.size == "small"
-    assert choices.web_api.host == "127.0.0.1" and choices.web_api.port == 8391
+    assert choices.web_api.host == "127.0.0.1" and choices.web_api.port == "auto"
 
 
 def test_the_web_api_token_never_reaches_the_run_folder(tmp_path: Path) -> None:

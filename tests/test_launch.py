@@ -38,8 +38,8 @@ def wait_for_api(process: subprocess.Popen[str], lines: list[str]) -> str:
     assert process.stdout is not None
     for line in process.stdout:
         lines.append(line)
-        if line.startswith("Control API: "):
-            return line.split(": ", 1)[1].strip()
+        if "Control API: " in line:
+            return line.split("Control API: ", 1)[1].split()[0]
     raise AssertionError("no 'Control API:' line; output:\n" + "".join(lines))
 
 
@@ -73,11 +73,16 @@ def test_canonical_launch_runs_learns_and_records(tmp_path: Path) -> None:
         "model=world_model",
         "buffer=random",
         "max_uptime=20",
-        "web_api.port=0",
+        "web_api.port=auto",
+        "threads.progress_every=2",
+        "threads.training.log_every=2",
         f"hydra.run.dir={run_dir}",
     )
     lines: list[str] = []
     url = wait_for_api(process, lines)
+    record = json.loads((run_dir / "control_api.json").read_text())
+    assert record["url"] == url
+    assert record["pid"] == process.pid
     assert url.startswith("http://127.0.0.1:")
     status = call(url + "/api/status")
     assert status["status"] == "active"
@@ -91,7 +96,20 @@ def test_canonical_launch_runs_learns_and_records(tmp_path: Path) -> None:
     assert "ready:" in (run_dir / "inference.log").read_text()
     assert "[training]" in (run_dir / "training.log").read_text()
     assert "[inference]" not in (run_dir / "training.log").read_text()
-    inference = tags(run_dir / "tensorboard" / "inference")["scalars"]
+    assert output.count("Control API: ") == 1, "printed once"
+    assert "progress: up " in (run_dir / "main.log").read_text()
+    assert "loss over the last" in (run_dir / "training.log").read_text()
+    # One TensorBoard run: the three threads' files side by side, no sub-runs.
+    event_files = sorted(p.name.rsplit(".", 1)[1] for p in (run_dir / "tensorboard").iterdir())
+    assert event_files == ["inference", "main", "training"]
+    outcome = json.loads((run_dir / "outcome.json").read_text())
+    assert outcome["outcome"] == "completed"
+    assert outcome["exit_code"] == 0
+    assert "max_uptime=20" in outcome["overrides"]
+    assert outcome["metrics"]["training/dynamics/loss_final"] > 0
+    assert outcome["metrics"]["inference/steps"] > 0
+    assert outcome["control_api"] == url
+    inference = tags(run_dir / "tensorboard")["scalars"]
     expected = {
         "inference/step_interval",
         "inference/intrinsic_reward",  # agent=curiosity is the default
@@ -106,7 +124,14 @@ def test_canonical_launch_runs_learns_and_records(tmp_path: Path) -> None:
     }
     assert expected <= set(inference)
     assert "inference/model_age/decoder/seconds" not in inference, "the agent never reads it"
-    training = tags(run_dir / "tensorboard" / "training")
+    training = tags(run_dir / "tensorboard")
+    assert "system/rss_mb" in training["scalars"]
+    composed = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"tensors": 0})
+    composed.Reload()
+    (text,) = composed.Tensors("config/composed/text_summary")
+    config_text = text.tensor_proto.string_val[0].decode()
+    assert "root_dir:" in config_text and "${" not in config_text, "resolved, as in config.yaml"
+    assert "training/dynamics/loss_final" in training["scalars"]
     for trainer in ("representation", "dynamics"):
         for part in ("loss", "grad_norm", "learning_rate", "samples_per_second"):
             assert f"training/{trainer}/{part}" in training["scalars"]
@@ -185,6 +210,9 @@ def test_a_failing_thread_makes_the_run_exit_nonzero(tmp_path: Path) -> None:
     assert process.returncode != 0
     assert "thread inference failed" in output
     assert "Traceback" in (tmp_path / "run" / "inference.log").read_text()
+    outcome = json.loads((tmp_path / "run" / "outcome.json").read_text())
+    assert outcome["outcome"] == "failed"
+    assert "thread inference failed" in outcome["reason"]
 
 
 @pytest.mark.parametrize(
@@ -219,6 +247,16 @@ def test_wrong_overrides_fail_fast_naming_the_key(
     assert result.returncode != 0
     assert expected in result.stdout + result.stderr
     assert not (tmp_path / "tensorboard").exists(), "nothing started"
+    if override.split("=")[0] not in COMPOSITION_ERRORS:
+        # Refused by the run's own checks: the run folder says why, not only the console.
+        assert expected in (tmp_path / "main.log").read_text()
+        outcome = json.loads((tmp_path / "outcome.json").read_text())
+        assert outcome["outcome"] == "failed"
+        assert expected in outcome["reason"]
+
+
+COMPOSITION_ERRORS = ("buffer", "buffer.no_such_key", "max_uptime", "seed")
+"""Overrides Hydra itself refuses while composing, before any run folder exists."""
 
 
 def test_sweep_and_same_second_launches_get_their_own_directories(tmp_path: Path) -> None:
@@ -244,10 +282,7 @@ def test_sweep_and_same_second_launches_get_their_own_directories(tmp_path: Path
     assert jobs == ["0", "1"]
     for job in jobs:
         assert (sweep_dir / job / "main.log").is_file()
-        assert (
-            "inference/step_interval"
-            in tags(sweep_dir / job / "tensorboard" / "inference")["scalars"]
-        )
+        assert "inference/step_interval" in tags(sweep_dir / job / "tensorboard")["scalars"]
     targets = {OmegaConf.load(sweep_dir / job / "config.yaml").buffer._target_ for job in jobs}
     assert targets == {"ami.data.RandomReplacementBuffer", "ami.data.SequentialBuffer"}
 

@@ -268,7 +268,8 @@ def resolve(source: Path) -> Path:
                     f"{folder / LEGACY_FILE} is an older ami checkpoint (torch.save format); "
                     "this version cannot read it"
                 )
-    raise FileNotFoundError(f"resume_from='{source}': no checkpoint there; {why}; {_ACCEPTED}")
+    shown = f"'{source}'" if source.is_absolute() else f"'{source}' (that is {source.absolute()})"
+    raise FileNotFoundError(f"resume_from={shown}: no checkpoint there; {why}; {_ACCEPTED}")
 
 
 def find_latest(task_dir: Path) -> Path:

@@ -1,9 +1,16 @@
 """A TensorBoard event-file writer that runs on its owner's thread.
 
 ``torch.utils.tensorboard.SummaryWriter`` starts a writer thread of its own; this
-runtime has exactly three threads, so each of them writes its own event file
-(``tensorboard/<thread>/``) here instead. A record is a few hundred bytes appended to a
-buffered file; the file is flushed every ``flush_seconds`` from the writing thread.
+runtime has exactly three threads, so each of them writes its own event file here
+instead. The three files share the run's one ``tensorboard/`` folder, told apart by
+their suffix (``events.out.tfevents.<stamp>.<host>.<thread>``): TensorBoard merges the
+event files of a folder into one run. While a run is still writing, TensorBoard's
+default loader (``--load_fast=auto``, the Rust data server) follows every file of the
+folder; the Python loader (``--load_fast=false``) follows only the newest-named one
+unless started with ``--reload_multifile=true`` (a finished run reads whole either way).
+
+A record is a few hundred bytes appended to a buffered file; the file is flushed every
+``flush_seconds`` from the writing thread.
 
 A write that the disk refuses (full, gone read-only) raises an :class:`OSError` that
 keeps its errno and names the event file and the reason, e.g. ``... no space left on
@@ -11,14 +18,15 @@ device``: the thread's failure log then says what to fix. :meth:`EventWriter.clo
 releases the file even when its last flush fails.
 
 Example:
-    >>> writer = EventWriter(log_dir / "tensorboard" / "inference")  # doctest: +SKIP
-    >>> writer.scalar("inference/step_interval", 0.1, step=1)       # doctest: +SKIP
+    >>> writer = EventWriter(run_dir / "tensorboard", suffix="inference")  # doctest: +SKIP
+    >>> writer.scalar("inference/step_interval", 0.1, step=1)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator, Mapping
@@ -32,30 +40,47 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.record_writer import RecordWriter
 from torch.utils.tensorboard import summary as tb_summary
 
+from ami.metrics.hparams import HParamValue, session_end_summary, session_start_summary
 from ami.sharing import Owned, writes
+
+_SUFFIX = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class EventWriter(Owned):
-    """Scalars, images, text and hyper-parameters into one event file.
+    """Scalars, images, text, the run's HParams row and layouts into one event file.
 
     Args:
         log_dir: Folder of the event file (one TensorBoard "run").
         flush_seconds: Longest time a record may sit in memory before it reaches disk
             while its thread keeps writing (an idle thread flushes before it waits).
+        suffix: Appended to the file name (``events.out.tfevents.<stamp>.<host>.<suffix>``)
+            so that several writers share one folder (one run) without colliding and a
+            reader can tell their files apart, e.g. the thread's name. Letters, digits,
+            ``_`` and ``-`` only.
     """
 
-    def __init__(self, log_dir: Path | str, flush_seconds: float = 2.0) -> None:
+    def __init__(
+        self, log_dir: Path | str, flush_seconds: float = 2.0, suffix: str | None = None
+    ) -> None:
         log_dir = Path(log_dir)
-        super().__init__(f"tensorboard:{log_dir.name}")
+        if suffix is not None and not _SUFFIX.fullmatch(suffix):
+            raise ValueError(
+                f"EventWriter suffix={suffix!r}: use letters, digits, '_' and '-' "
+                "(it becomes the end of the event file's name)"
+            )
+        super().__init__(f"tensorboard:{suffix or log_dir.name}")
         log_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.time()
-        self.path = log_dir / f"events.out.tfevents.{stamp:.6f}.{socket.gethostname()}"
+        name = f"events.out.tfevents.{stamp:.6f}.{socket.gethostname()}"
+        self.path = log_dir / (name if suffix is None else f"{name}.{suffix}")
         with self._disk_errors("creating"):
             self._file = self.path.open("wb")
         self._records = RecordWriter(self._file)
         self._flush_seconds = flush_seconds
         self._last_flush = time.monotonic()
         self._dirty = False
+        self._hparams_started = False
+        self._hparams_ended = False
         try:
             self._write(Event(wall_time=stamp, file_version="brain.Event:2"))
             self.flush()
@@ -100,10 +125,61 @@ class EventWriter(Owned):
         self._write_summary(tb_summary.text(tag, text), step)  # type: ignore[no-untyped-call]
 
     @writes
-    def hparams(self, hparams: Mapping[str, float | int | str | bool]) -> None:
-        """Experiment settings for the hparams tab."""
-        for summary in tb_summary.hparams(dict(hparams), {}):  # type: ignore[no-untyped-call]
-            self._write_summary(summary, 0)
+    def summary(self, summary: Summary, step: int = 0) -> None:
+        """A prepared summary, e.g. :func:`ami.metrics.layout_summary`'s."""
+        self._write_summary(summary, step)
+
+    @writes
+    def hparams(self, hparams: Mapping[str, HParamValue]) -> None:
+        """Open this run's row of the HParams tab with its settings (once, at the start).
+
+        TensorBoard keeps a run's first row and ignores later ones, so a second call is
+        refused rather than silently lost; the outcome comes at the end, through
+        :meth:`hparams_end`. See :mod:`ami.metrics.hparams`.
+
+        Raises:
+            RuntimeError: This writer has written the hparams already.
+            TypeError: A value is not a bool, number or string.
+        """
+        if self._hparams_started:
+            raise RuntimeError(
+                f"{self.path}: the hparams are written once per run (TensorBoard "
+                "ignores a second set); write the outcome with hparams_end()"
+            )
+        self._write_summary(session_start_summary(hparams), 0)
+        self._hparams_started = True
+        self.flush()
+
+    @property
+    def hparams_open(self) -> bool:
+        """Whether the run's HParams row waits for its outcome (:meth:`hparams_end`)."""
+        return self._hparams_started and not self._hparams_ended
+
+    @writes
+    def hparams_end(self, outcome: str) -> None:
+        """Close the run's HParams row with its outcome (once, at the end).
+
+        Args:
+            outcome: ``completed``, ``failed`` or ``interrupted``; its status in the
+                tab is Success, Failure or Unknown (see :mod:`ami.metrics.hparams`).
+
+        Raises:
+            RuntimeError: No :meth:`hparams` before, or the outcome is written already.
+            ValueError: An unknown outcome.
+        """
+        if not self._hparams_started:
+            raise RuntimeError(
+                f"{self.path}: hparams_end({outcome!r}) before hparams(): TensorBoard "
+                "shows an outcome only for a run that wrote its hparams"
+            )
+        if self._hparams_ended:
+            raise RuntimeError(
+                f"{self.path}: the run's outcome is written already (TensorBoard "
+                "keeps the first); hparams_end() is called once, at the end"
+            )
+        self._write_summary(session_end_summary(outcome), 0)
+        self._hparams_ended = True
+        self.flush()
 
     @writes
     def flush(self) -> None:

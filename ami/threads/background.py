@@ -42,7 +42,8 @@ class BackgroundThread(ABC):
 
     Args:
         name: Thread name; also selects its log file (``<name>.log``).
-        tensorboard_dir: Folder of this thread's event file.
+        tensorboard_dir: Folder of this thread's event file (the run's ``tensorboard/``,
+            shared with the other threads' files: one TensorBoard run).
         torch_threads: Threads each torch operation of this thread may use on the CPU
             (torch keeps this count per thread); None takes the process's count. See
             :meth:`_use_torch_threads` for why the two busy threads should not both use
@@ -175,7 +176,7 @@ class BackgroundThread(ABC):
 
     def _live(self, control: ThreadControl) -> None:
         self._use_torch_threads()
-        self.metrics = EventWriter(self._tensorboard_dir)
+        self.metrics = EventWriter(self._tensorboard_dir, suffix=self.name)
         control.on_pause(self.metrics.flush)
         control.on_save_while_parked(self._answer_saves)
         self.on_start()

@@ -63,6 +63,8 @@ class InferenceThread(BackgroundThread):
         self._deadline: float | None = None  # set by the first tick, after the start
         self._last_start: float | None = None
         self._overrun_warnings = Throttle(_OVERRUN_WARNING_INTERVAL)
+        self._world: Mapping[str, float] = {}
+        """The world's numbers after the last step (its ``metrics()``, e.g. coverage)."""
 
     @override
     def on_start(self) -> None:
@@ -112,9 +114,14 @@ class InferenceThread(BackgroundThread):
         if self._last_start is not None:
             values["inference/step_interval"] = started - self._last_start
         self._last_start = started
-        values.update(
-            {f"inference/{key}": value for key, value in self.interaction.metrics().items()}
-        )
+        step_metrics = self.interaction.metrics()
+        values.update({f"inference/{key}": value for key, value in step_metrics.items()})
+        # One new dict per step, swapped in whole: the main thread reads it for the status.
+        self._world = {
+            key.removeprefix("world/"): float(value)
+            for key, value in step_metrics.items()
+            if key.startswith("world/")
+        }
         if self.models is not None:
             for name, (optimizer_steps, seconds) in self.models.ages().items():
                 values[f"inference/model_age/{name}/optimizer_steps"] = float(optimizer_steps)
@@ -162,4 +169,9 @@ class InferenceThread(BackgroundThread):
 
     @override
     def status(self) -> Mapping[str, object]:
-        return {"steps": self.steps, "overruns": self.overruns, "interval": self.interval}
+        return {
+            "steps": self.steps,
+            "overruns": self.overruns,
+            "interval": self.interval,
+            "world": self._world,  # e.g. the simulated world's cells_visited
+        }

@@ -26,15 +26,18 @@ loop sleeps until the nearest such deadline, so checking costs one wake-up per
 from __future__ import annotations
 
 import gc
+import json
 import logging
+import os
 import selectors
 import signal
 import sys
 import threading
 import time
 import types
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol
 
 from ami.checkpoints.saving import Saver
@@ -42,10 +45,15 @@ from ami.config_checks import positive_number
 from ami.system.control import Activity, SystemControl, SystemState
 from ami.threads.background import BackgroundThread
 from ami.threads.liveness import Hang, HangWatch
+from ami.threads.run_report import RunReport
 from ami.threads.waker import Waker
 from ami.web.api import ControlAPI
 
 logger = logging.getLogger(__name__)
+
+
+STOP_CHECK_SECONDS = 0.5
+"""How often the loop asks ``stop_when`` (a file's existence: microseconds)."""
 
 
 class ExperienceCounts(Protocol):
@@ -92,6 +100,15 @@ class MainThread:
         saver: Writes checkpoints from the threads' snapshots (see
             :mod:`ami.checkpoints.saving`): on ``POST /api/save``, every
             ``checkpoint.every`` seconds and when the run ends. None saves nothing.
+        report: The progress line, resource charts and end-of-run numbers (see
+            :mod:`ami.threads.run_report`); None reports nothing.
+        api_record: Where to write the API's address once it listens
+            (``<run dir>/control_api.json``), so that tools such as ``ami-console``
+            find a run's API without being told its port.
+        stop_when: Asked every :data:`STOP_CHECK_SECONDS` by this loop (no thread of
+            its own): a reason to stop from outside the process, e.g. a sweep's stop
+            file (:mod:`ami.sweeps.stop`), or None. A reason stops the run as Ctrl+C
+            does (outcome ``interrupted``).
     """
 
     def __init__(
@@ -107,6 +124,9 @@ class MainThread:
         hang_timeout: float | None = 30.0,
         collector: ExperienceCounts | None = None,
         saver: Saver | None = None,
+        report: RunReport | None = None,
+        api_record: Path | None = None,
+        stop_when: Callable[[], str | None] | None = None,
     ) -> None:
         self.check_max_uptime(max_uptime)
         self.system = system
@@ -122,6 +142,17 @@ class MainThread:
         self.hang_watch = HangWatch(self.threads, hang_timeout)
         self.collector = collector
         self.saver = saver
+        self.report = report
+        self.api_record = api_record
+        self.outcome: str | None = None
+        """``completed``, ``interrupted`` (Ctrl+C, SIGTERM) or ``failed``, once run() returned."""
+        self.reason: str | None = None
+        """Why it failed, in one line (None unless failed)."""
+        self.api_url: str | None = None
+        """Where the control API listened (it stays known after the API closed)."""
+        self.stop_when = stop_when
+        self._next_stop_check = 0.0
+        self._stopped_from_outside = False
         self.hung: list[str] = []
         """Threads reported hung, or abandoned because they did not stop in time."""
         self._hung_at: dict[str, str] = {}
@@ -152,16 +183,41 @@ class MainThread:
         switch_interval = sys.getswitchinterval()
         if self.gil_switch_interval is not None:
             sys.setswitchinterval(self.gil_switch_interval)
+        try:
+            interrupted = self._run_threads(switch_interval)
+        except Exception as error:  # e.g. the API's port, a start timeout: recorded, raised
+            self.outcome, self.reason = "failed", f"{type(error).__name__}: {error}"
+            self._finish_report()
+            raise
+        reasons = [
+            f"{thread.name} failed ({type(thread.error).__name__}: {thread.error})"
+            for thread in self.threads
+            if thread.error is not None
+        ] + [f"{name} hung" for name in self.hung]
+        if reasons:
+            self.outcome, self.reason = "failed", "thread " + "; thread ".join(reasons)
+            logger.error("run failed: %s", self.reason)
+        else:
+            stopped = interrupted or self._stopped_from_outside
+            self.outcome = "interrupted" if stopped else "completed"
+        self._finish_report()
+        return 1 if reasons else 0
+
+    def _run_threads(self, switch_interval: float) -> bool:
+        """Start, serve and stop; True if Ctrl+C or SIGTERM stopped the run."""
         self._selector.register(self._waker, selectors.EVENT_READ)
+        interrupted = False
         try:
             with _signals_interrupt(self._waker):
                 try:
                     if self.api is not None:
                         self.api.open(self.system, self.status)
                         self.api.register(self._selector)  # its sockets never block the loop
+                        self._record_api(self.api)
                     if self._start():
                         self._serve()
                 except KeyboardInterrupt:
+                    interrupted = True
                     logger.info("interrupted; stopping")
                 finally:
                     self._stop()
@@ -169,15 +225,29 @@ class MainThread:
             self._selector.close()
             self._waker.close()
             sys.setswitchinterval(switch_interval)
-        reasons = [
-            f"{thread.name} failed ({type(thread.error).__name__}: {thread.error})"
-            for thread in self.threads
-            if thread.error is not None
-        ] + [f"{name} hung" for name in self.hung]
-        if reasons:
-            logger.error("run failed: thread %s", "; thread ".join(reasons))
-            return 1
-        return 0
+        return interrupted
+
+    def _finish_report(self) -> None:
+        if self.report is not None and self.outcome is not None:
+            self.report.finish(time.monotonic(), self.status(), self.outcome)
+
+    def _record_api(self, api: ControlAPI) -> None:
+        """Write where the API listens, for tools (a temporary file renamed into place)."""
+        self.api_url = api.url
+        if self.api_record is None:
+            return
+        port = int(api.url.rsplit(":", 1)[1])
+        record = {
+            "url": api.url,
+            "host": api.host,
+            "port": port,
+            "pid": os.getpid(),
+            "token_required": api.needs_token,
+            "run_dir": str(self.api_record.parent.resolve()),
+        }
+        partial = self.api_record.with_name(self.api_record.name + ".partial")
+        partial.write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(partial, self.api_record)
 
     def status(self) -> dict[str, Any]:
         """The system's state and each thread's progress, for the web API.
@@ -261,13 +331,14 @@ class MainThread:
         self._started_at = time.monotonic()
         if self.saver is not None:
             self.saver.start(self._started_at)
+        if self.report is not None:
+            self.report.start(self._started_at)
         self.system.start()
         if self.api is not None:
             line = f"Control API: {self.api.url}"
             if self.api.needs_token:
                 line += " (send 'Authorization: Bearer <web_api.token>' with every request)"
-            print(line, flush=True)
-            logger.info(line)
+            logger.info(line)  # the console shows it through the log's console handler
         return True
 
     def _serve(self) -> None:
@@ -275,6 +346,7 @@ class MainThread:
         while not self._run_over():
             self._turn(self._select_timeout())
             self._save_turn()
+            self._report_turn()
 
     def _turn(self, timeout: float | None) -> None:
         """One wait in ``select()``: wake-ups, and whatever the API's sockets have."""
@@ -298,6 +370,15 @@ class MainThread:
             saver.periodic_requested(self.system.request_save(), now)
         alive = {thread.name: thread.control.alive for thread in self.threads}
         saver.poll(self.system.save_requests, lambda name: alive.get(name, False))
+
+    def _report_turn(self) -> None:
+        """A progress line or a resource sample, when one is due (not while stopping)."""
+        report = self.report
+        if report is None or self._stop_deadline is not None:
+            return
+        now = time.monotonic()
+        if report.seconds_to_next(now) == 0.0:
+            report.tick(now, self.status())
 
     def _stop(self) -> None:
         with _signals_ignored():
@@ -366,6 +447,20 @@ class MainThread:
         if self._uptime_left() == 0.0:
             logger.info("max_uptime of %s s reached; stopping", self.max_uptime)
             self._begin_stop()
+            return
+        reason = self._outside_reason()
+        if reason is not None:
+            logger.info("asked to stop (%s); stopping", reason)
+            self._stopped_from_outside = True
+            self._begin_stop()
+
+    def _outside_reason(self) -> str | None:
+        """``stop_when``'s answer, asked at most every :data:`STOP_CHECK_SECONDS`."""
+        now = time.monotonic()
+        if self.stop_when is None or now < self._next_stop_check:
+            return None
+        self._next_stop_check = now + STOP_CHECK_SECONDS
+        return self.stop_when()
 
     def _begin_stop(self) -> None:
         if self._stop_deadline is None:
@@ -382,6 +477,10 @@ class MainThread:
         waits = [self._uptime_left(), self.hang_watch.seconds_to_next_check()]
         if self.saver is not None:
             waits.append(self.saver.seconds_to_next(time.monotonic()))
+        if self.report is not None:
+            waits.append(self.report.seconds_to_next(time.monotonic()))
+        if self.stop_when is not None:
+            waits.append(max(0.0, self._next_stop_check - time.monotonic()))
         known = [wait for wait in waits if wait is not None]
         return min(known) if known else None
 

@@ -17,12 +17,14 @@ from lightning_fabric import Fabric
 from typing_extensions import override
 
 from ami.checkpoints.run_state import non_finite
+from ami.config_checks import positive_number
 from ami.data.buffer import DataBuffer
 from ami.data.collector import StepCollector
 from ami.models.gate import ModelGate
 from ami.state import global_rng_state, set_global_rng_state
 from ami.system.control import ThreadControl
 from ami.threads.background import BackgroundThread
+from ami.throttle import Throttle
 from ami.trainers.trainer import Trainer
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,9 @@ class TrainingThread(BackgroundThread):
             (``checkpoint.buffers``): exact resumes, at the cost of their size.
         torch_threads: CPU threads per torch operation on this thread (None: the
             process's count).
+        log_every: Seconds between two loss lines of one trainer in ``training.log``
+            (mean, range and last loss of the steps since its previous line); None logs
+            after every run.
     """
 
     def __init__(
@@ -54,8 +59,11 @@ class TrainingThread(BackgroundThread):
         tensorboard_dir: Path | str,
         save_buffers: bool = False,
         torch_threads: int | None = None,
+        log_every: float | None = 10.0,
     ) -> None:
         super().__init__("training", tensorboard_dir, torch_threads)
+        if log_every is not None:
+            positive_number("threads.training.log_every", log_every)
         self.collector = collector
         self.buffers = dict(buffers)
         self.models = models
@@ -66,6 +74,7 @@ class TrainingThread(BackgroundThread):
         self._resume: Mapping[str, Any] | None = None
         self._resumed = False
         self._buffers_restored = False
+        self._loss_logs = {name: Throttle(log_every or 0.0) for name in self.trainers}
 
     @override
     def bind(self, control: ThreadControl, notify_main: Callable[[], None]) -> None:
@@ -140,17 +149,46 @@ class TrainingThread(BackgroundThread):
     def on_tick(self) -> None:
         self._take_new_steps()
         ran = False
-        for trainer in self.trainers.values():
+        for name, trainer in self.trainers.items():
             if not self.control.is_active():
                 return
             if trainer.is_ready():
                 ran = True
                 if not trainer.run():
                     return
+                if self._loss_logs[name].ready():
+                    self._log_losses(trainer)
                 self._take_new_steps()
         if not ran:
             self.metrics.flush()  # idle from here on: let the last run's charts reach disk
             self.control.wait()
+
+    @override
+    def on_end(self) -> None:
+        for trainer in self.trainers.values():
+            self._log_losses(trainer)  # the steps since the last line, if any
+
+    @staticmethod
+    def _log_losses(trainer: Trainer) -> None:
+        window = trainer.losses.take_window()
+        if window is None:
+            return
+        numbers = trainer.losses.numbers
+        logger.info(
+            "%s: %d optimizer steps (%d runs); loss over the last %d: mean %.4g, min %.4g, "
+            "max %.4g, last %.4g; %d-step mean %.4g, best %.4g",
+            trainer.name,
+            trainer.global_step,
+            trainer.runs,
+            window.steps,
+            window.mean,
+            window.low,
+            window.high,
+            window.last,
+            trainer.losses.window,
+            numbers.final,
+            numbers.best,
+        )
 
     def _take_new_steps(self) -> None:
         taken = self.collector.take()
@@ -177,7 +215,13 @@ class TrainingThread(BackgroundThread):
             "steps": sum(trainer.global_step for trainer in self.trainers.values()),
             "steps_taken": self.steps_taken,
             "trainers": {
-                name: {"runs": trainer.runs, "optimizer_steps": trainer.global_step}
+                name: {
+                    "runs": trainer.runs,
+                    "optimizer_steps": trainer.global_step,
+                    "loss": trainer.losses.numbers.last,
+                    "loss_final": trainer.losses.numbers.final,
+                    "loss_best": trainer.losses.numbers.best,
+                }
                 for name, trainer in self.trainers.items()
             },
             "buffers": {name: len(buffer) for name, buffer in self.buffers.items()},

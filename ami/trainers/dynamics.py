@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from typing_extensions import override
 
+from ami.metrics.panels import labelled_strip
 from ami.models.nets import ForwardDynamics
 from ami.throttle import Throttle
 from ami.trainers.trainer import Trainer
@@ -29,7 +30,8 @@ class DynamicsTrainer(Trainer):
 
     After each run (at most every ``image_interval`` seconds) it logs the image panel
     ``images/world_model``: left to right, the current observation, its
-    reconstruction, the predicted next frame and the real next frame.
+    reconstruction, the predicted next frame and the real next frame, each captioned
+    (:func:`~ami.metrics.labelled_strip`).
 
     Args:
         encoder, decoder, dynamics: Model names.
@@ -103,8 +105,8 @@ class DynamicsTrainer(Trainer):
             current = batch["observation"][0, 0]
             reconstruction = decoder(self.module(self.encoder_name)(current[None]))[0]
             prediction = decoder(predicted[:, 0])[0]
-        panel = torch.cat(
+        panel = labelled_strip(
             [current, reconstruction.float(), prediction.float(), batch["observation"][0, 1]],
-            dim=-1,
+            ["observation", "reconstruction", "predicted next", "real next"],
         )
         self.metrics.image("images/world_model", panel, self.global_step)

@@ -32,6 +32,7 @@ from ami.metrics import EventWriter
 from ami.models.gate import ModelGate
 from ami.models.optimizer_binding import BoundOptimizer
 from ami.system.control import ThreadControl
+from ami.trainers.loss_tracking import LossTracker
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ class Trainer(ABC):
         self.global_step = 0
         """Optimizer steps taken so far; the x axis of this trainer's charts."""
         self.runs = 0
+        self.losses = LossTracker()
+        """The optimised loss in a few numbers, for the progress line and the run's metrics."""
         self._mark = 0
         self._in_run = 0
         """Optimizer steps done in the run under way (0 between runs)."""
@@ -331,6 +334,7 @@ class Trainer(ABC):
             self.batch_size * self.sequence_length / max(elapsed, 1e-9)
         )
         self.metrics.scalars(values, self.global_step)
+        self.losses.add(values[f"training/{self.name}/loss"])
 
     def _clip_gradients(self) -> float:
         # Fabric clips every parameter of the optimizer (all trained models); the module

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from typing_extensions import override
 
+from ami.metrics.panels import labelled_strip
 from ami.models.nets import kl_divergence, reparameterize
 from ami.throttle import Throttle
 from ami.trainers.trainer import Trainer
@@ -27,7 +28,8 @@ class VAETrainer(Trainer):
     with the autoencoder's loss) and ``kl`` (nats per observation).
 
     After a run (at most every ``image_interval`` seconds) it logs ``images/vae``: an
-    observation beside its reconstruction from the posterior mean.
+    observation beside its reconstruction from the posterior mean, each captioned
+    (:func:`~ami.metrics.labelled_strip`).
 
     Args:
         encoder: Name of the :class:`~ami.models.nets.VariationalEncoder` model.
@@ -79,5 +81,7 @@ class VAETrainer(Trainer):
         with torch.no_grad(), self.fabric.autocast():
             mean, _ = self.module(self.encoder_name)(observation.float())
             reconstruction = self.module(self.decoder_name)(mean)
-        panel = torch.cat([observation[0].float(), reconstruction[0].float()], dim=-1)
+        panel = labelled_strip(
+            [observation[0].float(), reconstruction[0].float()], ["observation", "reconstruction"]
+        )
         self.metrics.image("images/vae", panel, self.global_step)

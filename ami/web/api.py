@@ -37,7 +37,7 @@ import selectors
 import socket
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from typing_extensions import override
 
@@ -52,6 +52,9 @@ logger = logging.getLogger(__name__)
 StatusProvider = Callable[[], Mapping[str, Any]]
 Action = Callable[[], Reply | Deferred]
 
+DEFAULT_PORT = 8391
+"""Where ``web_api.port=auto`` listens unless another process already does."""
+
 BACKLOG = 128
 """Connections the kernel queues before the API accepts them: a burst of clients (or
 more than ``max_connections``) waits there instead of being refused."""
@@ -63,7 +66,10 @@ class ControlAPI:
     Args:
         host: Interface to bind; ``127.0.0.1`` (or ``::1``, ``localhost``) keeps the API
             on this machine. Any other address needs ``token``.
-        port: TCP port; 0 picks a free one (the chosen port is printed at start).
+        port: TCP port; 0 picks a free one; ``"auto"`` tries :data:`DEFAULT_PORT` and
+            picks a free one when it is taken (a second run on the machine, or parallel
+            jobs of a sweep). The chosen port is printed at start; an explicit port that
+            is taken fails the start instead, because a client expects it there.
         request_timeout: Seconds a client has to send its whole request (head and
             body), and again to take the reply; then the connection is closed.
         pause_ack_timeout: Seconds ``POST /api/pause`` waits for the threads to park
@@ -78,7 +84,7 @@ class ControlAPI:
     def __init__(
         self,
         host: str = "127.0.0.1",
-        port: int = 8391,
+        port: int | str = "auto",
         request_timeout: float = 2.0,
         pause_ack_timeout: float = 1.0,
         token: str | None = None,
@@ -86,10 +92,8 @@ class ControlAPI:
         max_header_bytes: int = 8192,
         max_body_bytes: int = 65536,
     ) -> None:
-        if whole_number("web_api.port", port, minimum=0) > 65535:
-            raise ValueError(f"web_api.port={port}: expected 0..65535 (0 picks a free port)")
         self.host, self._token = check_binding(host, token)
-        self.port = port
+        self.port = _check_port(port)
         self.request_timeout = positive_number("web_api.request_timeout", request_timeout)
         self.pause_ack_timeout = positive_number("web_api.pause_ack_timeout", pause_ack_timeout)
         self.limits = Limits(
@@ -103,7 +107,8 @@ class ControlAPI:
 
     def open(self, system: SystemControl, status: StatusProvider) -> None:
         """Bind the socket (main thread, before the threads start, to fail early)."""
-        listener = _listen(self.host, self.port)
+        auto = self.port == "auto"
+        listener = _listen_auto(self.host) if auto else _listen(self.host, int(self.port))
         port = int(listener.getsockname()[1])
         guard = RequestGuard(self.host, port, self._token)
         routes = _Routes(system, status, guard, self.pause_ack_timeout)
@@ -172,6 +177,36 @@ class ControlAPI:
         return self._server
 
 
+def _check_port(port: object) -> int | Literal["auto"]:
+    if port == "auto":
+        return "auto"
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(
+            f"web_api.port={port!r}: expected auto (8391, else a free port), 0 (a free "
+            "port) or a port number 1..65535"
+        )
+    return port
+
+
+def _listen_auto(host: str) -> socket.socket:
+    """:data:`DEFAULT_PORT` if it is free, else a port the system picks.
+
+    Binding is the test: there is no window in which two runs both see the port free.
+    """
+    try:
+        return _listen(host, DEFAULT_PORT)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+    listener = _listen(host, 0)
+    logger.info(
+        "port %d is taken (another run?); the control API uses port %d instead",
+        DEFAULT_PORT,
+        listener.getsockname()[1],
+    )
+    return listener
+
+
 def _listen(host: str, port: int) -> socket.socket:
     """A listening socket on ``host`` (IPv4 or IPv6), with the errors users can act on."""
     try:
@@ -196,7 +231,8 @@ def _listen(host: str, port: int) -> socket.socket:
     except OSError as error:
         listener.close()
         hint = (
-            "another run may be using it; choose web_api.port=<other> or web_api.port=0"
+            "another run may be using it; choose web_api.port=auto (a free port if "
+            f"{DEFAULT_PORT} is taken), web_api.port=0 or another port"
             if error.errno == errno.EADDRINUSE
             else "check web_api.host"
         )

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.record_writer import RecordWriter
 
 from ami.metrics import EventWriter
@@ -113,3 +115,45 @@ def test_close_releases_the_file_even_when_its_last_flush_is_refused(tmp_path: P
         writer.close()
     assert writer._file.closed
     writer.close()  # closing again is a no-op, not a second failure
+
+
+def test_the_threads_files_share_one_folder_that_tensorboard_reads_as_one_run(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "run" / "tensorboard"
+    writers = [EventWriter(folder, suffix=name) for name in ("main", "inference", "training")]
+    for writer in writers:
+        writer.scalar(f"{writer.path.suffix[1:]}/x", 1.0, step=1)
+        writer.close()
+    names = sorted(path.name for path in folder.iterdir())
+    assert sorted(name.rsplit(".", 1)[1] for name in names) == ["inference", "main", "training"]
+    assert all(name.startswith("events.out.tfevents.") for name in names)
+    assert len(set(names)) == 3
+
+    runs = EventMultiplexer().AddRunsFromDirectory(str(tmp_path))
+    runs.Reload()
+    run = str(Path("run") / "tensorboard")
+    assert list(runs.Runs()) == [run], "one run, not three"
+    scalars = runs.PluginRunToTagToContent("scalars")
+    assert sorted(scalars[run]) == ["inference/x", "main/x", "training/x"]
+
+
+def test_writers_with_the_same_suffix_in_one_folder_do_not_collide(tmp_path: Path) -> None:
+    first = EventWriter(tmp_path, suffix="main")
+    second = EventWriter(tmp_path, suffix="main")
+    assert first.path != second.path, "the time stamp tells them apart"
+    first.close()
+    second.close()
+
+
+@pytest.mark.parametrize("suffix", ["", "a/b", "main thread", ".main"])
+def test_a_suffix_that_is_not_a_plain_name_is_refused(tmp_path: Path, suffix: str) -> None:
+    with pytest.raises(ValueError, match=r"suffix=.*: use letters, digits, '_' and '-'"):
+        EventWriter(tmp_path, suffix=suffix)
+
+
+def test_a_prepared_summary_is_written_at_its_step(tmp_path: Path) -> None:
+    writer = EventWriter(tmp_path)
+    writer.summary(Summary(value=[Summary.Value(tag="x", simple_value=4.0)]), step=9)
+    writer.close()
+    assert [(e.step, e.value) for e in load(tmp_path).Scalars("x")] == [(9, 4.0)]

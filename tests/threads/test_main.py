@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from runtime_parts import ScriptedWorld, build_runtime
 
 from ami.experiment import build
 from ami.system import SystemControl
@@ -46,3 +47,31 @@ def test_the_default_hang_timeout_is_30_seconds_and_null_disables_it() -> None:
 def test_a_zero_hang_timeout_is_refused_before_anything_starts() -> None:
     with pytest.raises(ValueError, match=r"threads\.hang_timeout=0: expected seconds > 0"):
         MainThread(SystemControl(), [], hang_timeout=0)
+
+
+def test_a_stop_asked_from_outside_ends_the_run_as_interrupted(tmp_path: Path) -> None:
+    runtime = build_runtime(tmp_path, max_uptime=None)
+    asked = []
+
+    def stop_when() -> str | None:
+        asked.append(runtime.inference.steps)
+        return "the sweep's stop file" if runtime.inference.steps >= 5 else None
+
+    runtime.main.stop_when = stop_when
+    assert runtime.main.run() == 0
+    assert runtime.main.outcome == "interrupted"
+    assert runtime.inference.steps >= 5
+    assert len(asked) >= 2, "asked again and again by the loop, not once"
+
+
+def test_a_run_that_ends_by_itself_is_completed_and_one_that_fails_says_why(
+    tmp_path: Path,
+) -> None:
+    completed = build_runtime(tmp_path / "a", max_uptime=0.5)
+    assert completed.main.run() == 0
+    assert (completed.main.outcome, completed.main.reason) == ("completed", None)
+
+    failing = build_runtime(tmp_path / "b", world=ScriptedWorld(fail_at_step=3), max_uptime=None)
+    assert failing.main.run() == 1
+    assert failing.main.outcome == "failed"
+    assert failing.main.reason is not None and "thread inference failed" in failing.main.reason

@@ -120,14 +120,14 @@ def test_a_short_curiosity_run_acts_learns_its_policy_and_logs(tmp_path: Path) -
     assert run_until(main, lambda: all(t.runs >= 1 for t in trainers.values())) == 0
     assert trainers["policy"].runs >= 1
     assert training.models._current.models["policy"].version >= 1, "the policy was published"
-    inference_tags = scalar_tags(tmp_path / "tensorboard" / "inference")
+    inference_tags = scalar_tags(tmp_path / "tensorboard")
     assert {
         "inference/intrinsic_reward",
         "inference/policy_value",
         "inference/action_entropy/move_vertical",
         "inference/world/cells_visited",
     } <= inference_tags
-    training_tags = scalar_tags(tmp_path / "tensorboard" / "training")
+    training_tags = scalar_tags(tmp_path / "tensorboard")
     assert {"training/policy/policy_loss", "training/dynamics/frame"} <= training_tags
 
 
@@ -142,5 +142,5 @@ def test_a_short_vae_run_with_the_random_agent_learns(tmp_path: Path) -> None:
     assert run_until(main, lambda: training.trainers["vae"].runs >= 1) == 0
     assert training.trainers["vae"].runs >= 1
     assert {"training/vae/kl", "training/vae/reconstruction"} <= scalar_tags(
-        tmp_path / "tensorboard" / "training"
+        tmp_path / "tensorboard"
     )

@@ -11,6 +11,7 @@ import pytest
 
 from ami.system import SystemControl
 from ami.web import ControlAPI
+from ami.web.api import DEFAULT_PORT
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -71,7 +72,9 @@ def test_a_pause_pending_at_close_is_answered_with_the_truth(serve) -> None:
     replies: list = []
     pause = threading.Thread(target=lambda: replies.append(served.call("POST", "/api/pause")))
     pause.start()
-    served.wait_for(lambda: served.api.connection_count == 1, "the pause request pending")
+    # Pending means read and acted on: the system is pausing (a connection alone may not
+    # have sent its request yet when the API closes).
+    served.wait_for(lambda: served.system.state.value == "pausing", "the pause request pending")
     served.stop()
     pause.join(30)
     (reply,) = replies
@@ -237,6 +240,47 @@ def test_a_taken_port_fails_at_open_with_a_clear_message() -> None:
         api = ControlAPI(port=port)
         with pytest.raises(OSError, match=rf"127\.0\.0\.1:{port}.*web_api\.port=0"):
             api.open(SystemControl(), dict)
+
+
+def test_port_auto_picks_a_free_port_when_its_default_is_taken(caplog, monkeypatch) -> None:
+    assert DEFAULT_PORT == 8391
+    with socket.socket() as holder:
+        # Another process may hold 8391 or let it go at any moment: take a port of our own
+        # and make it the default.
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        monkeypatch.setattr("ami.web.api.DEFAULT_PORT", taken)
+        api = ControlAPI(port="auto")
+        with caplog.at_level(logging.INFO, logger="ami.web.api"):
+            api.open(SystemControl(), dict)
+        try:
+            port = int(api.url.rsplit(":", 1)[1])
+            assert port != taken
+            assert f"port {taken} is taken" in caplog.text
+            with socket.create_connection(("127.0.0.1", port), timeout=10):
+                pass  # it listens there
+        finally:
+            api.close()
+
+
+def test_port_auto_takes_its_default_when_free(monkeypatch) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    monkeypatch.setattr("ami.web.api.DEFAULT_PORT", free)
+    api = ControlAPI(port="auto")
+    api.open(SystemControl(), dict)
+    try:
+        assert api.url == f"http://127.0.0.1:{free}"
+    finally:
+        api.close()
+
+
+@pytest.mark.parametrize("port", ["soon", -1, 70000, True, 1.5])
+def test_a_port_that_is_neither_auto_nor_a_number_is_refused(port) -> None:
+    with pytest.raises(ValueError, match=r"web_api\.port=.*expected auto"):
+        ControlAPI(port=port)
 
 
 @pytest.mark.parametrize(
