@@ -70,6 +70,8 @@ class BackgroundThread(ABC):
         """Failures while cleaning up, in order, whether or not they became :attr:`error`."""
         self.ready = threading.Event()
         """Set once :meth:`on_start` has finished (or failed)."""
+        self.scheduling = "not started"
+        """The CPU scheduling this thread got (:meth:`configure_scheduling`)."""
         self._control: ThreadControl | None = None
         self._done = False
         self._notify_main: Callable[[], None] = lambda: None
@@ -107,6 +109,13 @@ class BackgroundThread(ABC):
         The main thread notices and stops the whole system; the exit code stays 0.
         """
         self._done = True
+
+    def configure_scheduling(self) -> str:
+        """Set this thread's CPU scheduling (on the thread, first); what it got, in words.
+
+        See :mod:`ami.threads.scheduling`. Raise to refuse the start.
+        """
+        return "normal"
 
     def on_start(self) -> None:
         """Acquire resources on this thread, before the system starts."""
@@ -175,6 +184,9 @@ class BackgroundThread(ABC):
                 self._notify_main()
 
     def _live(self, control: ThreadControl) -> None:
+        # First, before any torch operation: the OpenMP workers this thread's first
+        # parallel operation creates inherit its scheduling.
+        self.scheduling = self.configure_scheduling()
         self._use_torch_threads()
         self.metrics = EventWriter(self._tensorboard_dir, suffix=self.name)
         control.on_pause(self.metrics.flush)

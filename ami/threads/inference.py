@@ -23,6 +23,7 @@ from ami.interaction.environment import WorldEnded
 from ami.interaction.interaction import Interaction
 from ami.models.gate import InferenceModels
 from ami.threads.background import BackgroundThread
+from ami.threads.scheduling import Realtime, check_realtime, make_realtime
 from ami.throttle import Throttle
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,9 @@ class InferenceThread(BackgroundThread):
         interval: Seconds between step starts.
         torch_threads: CPU threads per torch operation on this thread (None: the
             process's count).
+        realtime: ``auto`` runs this thread on ``SCHED_FIFO`` where the system permits
+            it (and says so when it does not), ``fifo`` refuses to start without it,
+            ``off`` never asks (:mod:`ami.threads.scheduling`).
     """
 
     def __init__(
@@ -52,8 +56,10 @@ class InferenceThread(BackgroundThread):
         models: InferenceModels | None = None,
         interval: float = 0.1,
         torch_threads: int | None = None,
+        realtime: Realtime = "auto",
     ) -> None:
         super().__init__("inference", tensorboard_dir, torch_threads)
+        self.realtime = check_realtime("threads.inference.realtime", realtime)
         self.interaction = interaction
         self.collector = collector
         self.models = models
@@ -67,16 +73,21 @@ class InferenceThread(BackgroundThread):
         """The world's numbers after the last step (its ``metrics()``, e.g. coverage)."""
 
     @override
+    def configure_scheduling(self) -> str:
+        return make_realtime(self.realtime)
+
+    @override
     def on_start(self) -> None:
         self.collector.begin_segment()  # a start follows a gap in time (after a resume)
         self.interaction.setup()
         self.control.on_pause(self.interaction.on_pause)
         self.control.on_resume(self._resume)
         logger.info(
-            "ready: %s acting in %s every %s s",
+            "ready: %s acting in %s every %s s; scheduling: %s",
             type(self.interaction.agent).__name__,
             type(self.interaction.environment).__name__,
             self.interval,
+            self.scheduling,
         )
 
     @override
@@ -88,7 +99,7 @@ class InferenceThread(BackgroundThread):
             self.control.wait(self._deadline - now)
             return
         try:
-            self._step(now)
+            self._step(now, now - self._deadline)
         except WorldEnded as ended:
             logger.info("the world ended (%s); stopping the run", ended)
             self.finish()
@@ -101,11 +112,13 @@ class InferenceThread(BackgroundThread):
             self.overruns += missed
             self._warn_overrun(missed)
 
-    def _step(self, started: float) -> None:
+    def _step(self, started: float, delay: float) -> None:
         self.interaction.step()
         finished = time.perf_counter()
         self.steps += 1
         values = {
+            # How late the step started against its deadline: the wake-up's own jitter.
+            "inference/step_delay": delay,
             "inference/step_time": finished - started,
             "inference/overruns": float(self.overruns),
             "inference/pending_steps": float(self.collector.pending),
@@ -173,5 +186,6 @@ class InferenceThread(BackgroundThread):
             "steps": self.steps,
             "overruns": self.overruns,
             "interval": self.interval,
+            "scheduling": self.scheduling,
             "world": self._world,  # e.g. the simulated world's cells_visited
         }

@@ -17,13 +17,14 @@ from lightning_fabric import Fabric
 from typing_extensions import override
 
 from ami.checkpoints.run_state import non_finite
-from ami.config_checks import positive_number
+from ami.config_checks import positive_number, whole_number
 from ami.data.buffer import DataBuffer
 from ami.data.collector import StepCollector
 from ami.models.gate import ModelGate
 from ami.state import global_rng_state, set_global_rng_state
 from ami.system.control import ThreadControl
 from ami.threads.background import BackgroundThread
+from ami.threads.scheduling import lower_priority
 from ami.throttle import Throttle
 from ami.trainers.trainer import Trainer
 
@@ -47,6 +48,9 @@ class TrainingThread(BackgroundThread):
         log_every: Seconds between two loss lines of one trainer in ``training.log``
             (mean, range and last loss of the steps since its previous line); None logs
             after every run.
+        nice: Added to this thread's nice value (and so its torch workers'): training
+            yields a core to the agent the moment it wakes (:mod:`ami.threads.scheduling`);
+            None or 0 leaves it.
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class TrainingThread(BackgroundThread):
         save_buffers: bool = False,
         torch_threads: int | None = None,
         log_every: float | None = 10.0,
+        nice: int | None = 10,
     ) -> None:
         super().__init__("training", tensorboard_dir, torch_threads)
         if log_every is not None:
@@ -74,6 +79,9 @@ class TrainingThread(BackgroundThread):
         self._resume: Mapping[str, Any] | None = None
         self._resumed = False
         self._buffers_restored = False
+        if nice is not None:
+            whole_number("threads.training.nice", nice, minimum=0)
+        self.nice = nice
         self._loss_logs = {name: Throttle(log_every or 0.0) for name in self.trainers}
 
     @override
@@ -83,16 +91,21 @@ class TrainingThread(BackgroundThread):
         self.collector.on_append(control.wake)
 
     @override
+    def configure_scheduling(self) -> str:
+        return lower_priority(self.nice)
+
+    @override
     def on_start(self) -> None:
         self.models.heartbeat = self.control.beat
         for name, trainer in self.trainers.items():
             trainer.bind(name, self.models, self.buffers, self.fabric, self.control, self.metrics)
             trainer.setup()
         logger.info(
-            "ready: trainers %s on %s (%s precision)",
+            "ready: trainers %s on %s (%s precision); scheduling: %s",
             ", ".join(self.trainers) or "(none)",
             self.fabric.device,
             self.fabric.strategy.precision.precision,
+            self.scheduling,
         )
         if self._resume is not None:
             self._load_resumed(self._resume)
@@ -225,6 +238,7 @@ class TrainingThread(BackgroundThread):
                 for name, trainer in self.trainers.items()
             },
             "buffers": {name: len(buffer) for name, buffer in self.buffers.items()},
+            "scheduling": self.scheduling,
         }
 
 

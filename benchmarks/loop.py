@@ -1,0 +1,552 @@
+"""The agent's clock with training beside it: the fixed workload of issue 12, on the runtime.
+
+The agent acts in a real-time world, so what matters is how late each step *starts*
+against its deadline while training runs at full speed on the same cores, and how much
+of its standalone speed training keeps beside the agent. This script measures both on
+one fixed workload, the one the issue compared this project against the original
+MLShukai/ami and pamiq-core with, built from the project's own runtime (the three
+threads, the model gate, the collector and a buffer, a ``Trainer`` subclass, an
+``Environment`` and an ``Agent``), assembled in Python as ``ami.experiment.build`` and
+``tests/runtime_parts.py`` do. It measures the runtime, not a toy loop.
+
+The workload:
+
+- world: a 3x64x64 gradient image with an 8x8 white square that the action moves by
+  2 px (one category of 5: stay, up, down, left, right);
+- agent: every 0.05 s (20 Hz) on the inference thread with one torch thread, a conv
+  encoder (4 convs 3->32->64->128->128, kernel 4, stride 2, padding 1, ReLU, then
+  Linear(2048, 64): 559,008 parameters) and a linear policy head (64->5) read through
+  the model gate's snapshot; it samples one of 5 actions and collects the observation;
+- buffer: FIFO of the last 1024 steps (``SequentialBuffer``), batches of 32 drawn
+  uniformly;
+- trainer: an autoencoder (that encoder and a mirrored transposed-conv decoder, MSE,
+  Adam lr 1e-3, no gradient clipping), ``min_new_steps=0`` so it trains as fast as it
+  can, publishing to the agent every 10 optimizer steps (``steps_per_run=10``).
+
+One invocation runs three phases of ``--warmup`` + ``--minutes`` each (the first two
+``--baseline-minutes`` if given), each a fresh runtime in a folder of its own:
+
+1. **standalone**: the training thread alone, buffer pre-filled with 1024 steps of
+   the world under random actions, no agent -> ``standalone_steps_per_s``;
+2. **no training**: the agent alone (the training thread still takes its steps into
+   the buffer, with no trainer) -> ``deviation_*_ms_no_training``;
+3. **both**: agent and trainer, buffer pre-filled as in 1 -> everything else.
+
+Readings come back from the run's TensorBoard files, skipping the first ``--warmup``
+seconds (5) of each phase: ``inference/step_delay`` (how late a step started against its
+deadline ``start + k * interval``: the wake-up's jitter; the deviation),
+``inference/step_time`` (the step's own cost), and each trainer's optimizer steps per
+second: the steps it took after the warm-up (its ``training/<name>/loss`` records carry
+its global step) over the time from the warm-up's end to the phase's last record.
+
+Prints one JSON line per run (``--runs N``):
+
+- ``deviation_{p50,p99,max}_ms``: step-start lateness with training on (phase 3);
+  ``deviation_{p50,p99,max}_ms_no_training``: the same in phase 2. The issue's goal
+  is p50 <= 0.1, p99 <= 1.0, max <= 2.5 ms over 5 minutes with training on;
+- ``step_ms_{p50,p99}`` and their ratio ``step_ms_p99_over_p50``: the agent's own step
+  (a ratio well above 1 means training slows the step itself, not only its start);
+- ``train_steps_per_s`` (beside the agent), ``standalone_steps_per_s``, and
+  ``train_fraction``, their ratio (goal >= 0.92);
+- ``steps`` (agent steps measured in phase 3), ``overruns`` (deadlines skipped in
+  phase 3; ``overruns_no_training`` in phase 2), ``loss_final`` (the trainer learns);
+- ``scheduling``: what each thread reports it got (``status()["scheduling"]``), as
+  ``--scheduling`` asked: ``auto`` (the inference thread on ``SCHED_FIFO`` where
+  permitted, training niced by ``--nice``), ``nice`` (no real-time request: what an
+  unprivileged user gets everywhere), ``off`` (neither); ``unavailable`` when this
+  checkout's threads take no scheduling arguments;
+- ``thread_priorities``: the policy and nice value of every thread of the process,
+  read from ``/proc`` one second after the warm-up of phase 3 (torch's OpenMP workers
+  count under ``others``: they should carry training's nice value);
+- ``cpu_percent``: mean CPU per thread in phase 3 (100 = one core; ``other`` is
+  mostly training's torch workers), from the run's ``system/*`` charts;
+- ``torch_threads`` per thread, ``machine`` (cores, load average before the run),
+  ``python``, ``torch``, ``date``.
+
+``--experiment default`` measures the default experiment (10 Hz, curious agent, three
+trainers) the same way: its config composed with Hydra, built with
+``ami.experiment.build``, run with ``max_uptime``; phase 2 with
+``model.trainers=null agent.trainers=null``, phase 3 as configured, no standalone phase
+(``standalone_steps_per_s`` and ``train_fraction`` are null). ``train_steps_per_s`` is
+then the sum over its trainers, ``train_steps_per_s_by_trainer`` each one's. Extra
+arguments are Hydra overrides for it.
+
+Reading the numbers: on a shared 2-core machine other tenants' load shows up in every
+figure, most in the maxima; compare runs made one after the other, and look at
+``machine.load_average`` before trusting a bad one.
+
+Usage: ``python benchmarks/loop.py [--minutes 5] [--runs 1] [--scheduling auto|nice|off]
+[--nice 10] [--baseline-minutes M] [--warmup 5] [--experiment default [override ...]]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import inspect
+import json
+import os
+import platform
+import statistics
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning_fabric import Fabric
+from measuring import percentile, read_events
+from torch import nn
+from typing_extensions import override
+
+from ami.data import SequentialBuffer, StepCollector
+from ami.interaction import Environment, Interaction
+from ami.interaction.agent import Agent
+from ami.metrics import EventWriter
+from ami.metrics.resources import ResourceMonitor
+from ami.models import ModelGate
+from ami.system import SystemControl
+from ami.threads import InferenceThread, MainThread, TrainingThread
+from ami.threads.run_report import RunReport
+from ami.trainers.reconstruction import ReconstructionTrainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SIZE = 64
+SQUARE = 8
+MOVE = 2
+MOVES = ((0, 0), (-MOVE, 0), (MOVE, 0), (0, -MOVE), (0, MOVE))
+"""(dy, dx) of each action: stay, up, down, left, right."""
+LATENT = 64
+CAPACITY = 1024
+INTERVAL = 0.05
+TRAINER = "autoencoder"
+SCHEDULING = ("auto", "nice", "off")
+
+
+class SquareWorld(Environment):
+    """A gradient image with a white square that each action moves by 2 px."""
+
+    action_choices = (len(MOVES),)
+
+    def __init__(self) -> None:
+        ramp = torch.linspace(0.0, 1.0, SIZE)
+        self._background = torch.stack(
+            [
+                ramp.expand(SIZE, SIZE),  # left to right
+                ramp[:, None].expand(SIZE, SIZE),  # top to bottom
+                (ramp[None, :] + ramp[:, None]) / 2,  # diagonal
+            ]
+        ).contiguous()
+        self._y = self._x = (SIZE - SQUARE) // 2
+
+    @override
+    def observe(self) -> torch.Tensor:
+        frame = self._background.clone()  # a new tensor each step: the collector keeps it
+        frame[:, self._y : self._y + SQUARE, self._x : self._x + SQUARE] = 1.0
+        return frame
+
+    @override
+    def affect(self, action: torch.Tensor) -> None:
+        dy, dx = MOVES[int(action[0])]
+        self._y = min(max(self._y + dy, 0), SIZE - SQUARE)
+        self._x = min(max(self._x + dx, 0), SIZE - SQUARE)
+
+
+def make_encoder() -> nn.Module:
+    """3x64x64 -> 64: four halving convs (32, 64, 128, 128 channels), then a linear layer."""
+    layers: list[nn.Module] = []
+    for before, after in ((3, 32), (32, 64), (64, 128), (128, 128)):
+        layers += [nn.Conv2d(before, after, 4, stride=2, padding=1), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(128 * 4 * 4, LATENT))
+
+
+def make_decoder() -> nn.Module:
+    """The encoder's mirror: 64 -> 3x64x64 through four doubling transposed convs."""
+    layers: list[nn.Module] = [nn.Linear(LATENT, 128 * 4 * 4), nn.Unflatten(1, (128, 4, 4))]
+    pairs = ((128, 128), (128, 64), (64, 32), (32, 3))
+    for index, (before, after) in enumerate(pairs):
+        layers.append(nn.ConvTranspose2d(before, after, 4, stride=2, padding=1))
+        layers.append(nn.ReLU() if index < len(pairs) - 1 else nn.Sigmoid())
+    return nn.Sequential(*layers)
+
+
+class PolicyAgent(Agent):
+    """Encodes the frame, samples an action from the policy head, collects the frame."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._generator = torch.Generator().manual_seed(seed)
+
+    @override
+    def step(self, observation: torch.Tensor) -> torch.Tensor:
+        with self.models.snapshot() as models:  # one generation for the whole step
+            logits = models["policy"](models["encoder"](observation[None]))
+        action = torch.multinomial(logits.softmax(-1), 1, generator=self._generator)[0]
+        self.collector.append({"observation": observation, "action": action})
+        return action
+
+
+class AutoencoderTrainer(ReconstructionTrainer):
+    """The project's reconstruction trainer as the workload fixes it: Adam, no clipping."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            batch_size=32, min_new_steps=0, steps_per_run=10, lr=1e-3, max_grad_norm=None
+        )
+
+    @override
+    def configure_optimizer(self, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+        return torch.optim.Adam(parameters, lr=self.lr)
+
+
+def prefill(count: int) -> list[dict[str, torch.Tensor]]:
+    """``count`` steps of the world under uniform random actions, in order."""
+    world = SquareWorld()
+    generator = torch.Generator().manual_seed(1)
+    steps = []
+    for _ in range(count):
+        observation = world.observe()
+        action = torch.randint(len(MOVES), (1,), generator=generator)
+        world.affect(action)
+        steps.append({"observation": observation, "action": action})
+    return steps
+
+
+def accepts(function: Any, parameter: str) -> bool:
+    """Whether ``function`` takes ``parameter`` (this checkout's threads may predate it)."""
+    return parameter in inspect.signature(function).parameters
+
+
+def scheduling_kwargs(mode: str, nice: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The inference and training threads' arguments for ``mode``; None if unsupported."""
+    if not (accepts(InferenceThread, "realtime") and accepts(TrainingThread, "nice")):
+        return None
+    realtime = "auto" if mode == "auto" else "off"
+    return {"realtime": realtime}, {"nice": nice if mode in ("auto", "nice") else None}
+
+
+def build_loop(
+    folder: Path, agent: bool, train: bool, seconds: float, mode: str, nice: int
+) -> tuple[MainThread, bool]:
+    """One phase's runtime, wired as ``ami.experiment.build`` wires a launch.
+
+    Returns the main thread and whether the threads took the scheduling arguments.
+    """
+    torch.manual_seed(0)
+    models = ModelGate(
+        {"encoder": make_encoder(), "decoder": make_decoder(), "policy": nn.Linear(LATENT, 5)}
+    )
+    collector = StepCollector(name="collector", max_pending=10_000)
+    buffer = SequentialBuffer(capacity=CAPACITY)
+    if train:
+        buffer.extend(prefill(CAPACITY))
+    scheduling = scheduling_kwargs(mode, nice)
+    inference_kwargs, training_kwargs = scheduling or ({}, {})
+    tensorboard = folder / "tensorboard"
+    threads: list[InferenceThread | TrainingThread] = []
+    if agent:
+        policy_agent = PolicyAgent()
+        policy_agent.bind(models.inference, collector)
+        inference = InferenceThread(
+            Interaction(SquareWorld(), policy_agent),
+            collector,
+            tensorboard,
+            models=models.inference,
+            interval=INTERVAL,
+            torch_threads=1,
+            **inference_kwargs,
+        )
+        threads.append(inference)
+    training = TrainingThread(
+        collector,
+        {"experience": buffer},
+        models,
+        {TRAINER: AutoencoderTrainer()} if train else {},
+        Fabric(accelerator="cpu", devices=1),
+        tensorboard,
+        **training_kwargs,
+    )
+    threads.append(training)
+    monitored = {"main": threading.current_thread(), **{t.name: t.thread for t in threads}}
+    report = RunReport(EventWriter(tensorboard, suffix="main"), ResourceMonitor(monitored))
+    main = MainThread(
+        SystemControl(), threads, max_uptime=seconds, collector=collector, report=report
+    )
+    models.transfer_to(training.thread)
+    buffer.transfer_to(training.thread)
+    if agent:
+        collector.transfer_to(inference.thread)
+    collector.transfer_taking_to(training.thread)
+    return main, scheduling is not None
+
+
+def build_experiment(
+    folder: Path, train: bool, seconds: float, args: argparse.Namespace
+) -> tuple[MainThread, bool]:
+    """One phase of a configured experiment, built as a launch builds it."""
+    from hydra import compose, initialize_config_dir
+
+    from ami.experiment import build
+
+    overrides = ["web_api=none", f"max_uptime={seconds}"]
+    if args.experiment != "default":
+        overrides.append(f"experiment={args.experiment}")
+    if not train:
+        overrides += ["model.trainers=null", "agent.trainers=null"]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("launch", overrides=[*overrides, *args.overrides])
+        supported = "realtime" in cfg.threads.inference and "nice" in cfg.threads.training
+        if supported:
+            nice = args.nice if args.scheduling in ("auto", "nice") else "null"
+            realtime = "auto" if args.scheduling == "auto" else "off"
+            scheduling = [f"threads.inference.realtime={realtime}", f"threads.training.nice={nice}"]
+            cfg = compose("launch", overrides=[*overrides, *scheduling, *args.overrides])
+    return build(cfg, folder), supported
+
+
+@dataclass(frozen=True)
+class Phase:
+    """What one phase measured, after its warm-up."""
+
+    delays_ms: list[float]
+    step_ms: list[float]
+    steps_per_s: dict[str, float]
+    """Optimizer steps per second, by trainer."""
+    overruns: int
+    scheduling: dict[str, str] | str
+    torch_threads: dict[str, int]
+    cpu_percent: dict[str, float]
+    priorities: dict[str, Any]
+    loss_final: float | None
+
+
+def run_phase(main: MainThread, folder: Path, supported: bool, warmup: float) -> Phase:
+    """Run ``main`` to its ``max_uptime`` and read back what the phase measured."""
+    threads = {thread.name: thread for thread in main.threads}
+    priorities: dict[str, Any] = {}
+
+    def sample_priorities() -> None:
+        priorities.update(thread_priorities({n: t.thread.native_id for n, t in threads.items()}))
+
+    sampler = threading.Timer(warmup + 1.0, sample_priorities)
+    sampler.start()
+    code = main.run()
+    sampler.cancel()
+    if code != 0:
+        raise SystemExit(f"the run failed (exit {code}): {main.reason}; see {folder}")
+    events = read_events(folder / "tensorboard")
+    tags = set(events.Tags()["scalars"])
+    trainers = sorted(
+        tag.split("/")[1]
+        for tag in tags
+        if tag.startswith("training/") and tag.endswith("/loss") and tag.count("/") == 2
+    )
+    timed = [
+        t for t in ("inference/step_time", *(f"training/{n}/loss" for n in trainers)) if t in tags
+    ]
+    if not timed:
+        raise SystemExit(f"the run charted no agent step and no optimizer step; see {folder}")
+    start = min(events.Scalars(tag)[0].wall_time for tag in timed) + warmup
+
+    def after(tag: str, later: float = 0.0) -> list[Any]:
+        if tag not in tags:
+            return []
+        return [event for event in events.Scalars(tag) if event.wall_time >= start + later]
+
+    # Over the whole window, not first to last step: a trainer that runs in bursts (PPO:
+    # 16 quick steps per 128-step rollout) would otherwise count only its bursts.
+    end = max(events.Scalars(tag)[-1].wall_time for tag in timed)
+    steps_per_s = {}
+    for name in trainers:
+        losses = events.Scalars(f"training/{name}/loss")
+        before = [event.step for event in losses if event.wall_time < start]
+        done = losses[-1].step - (before[-1] if before else 0)
+        if end > start:
+            steps_per_s[name] = done / (end - start)
+    resources_every = main.report.resources_every if main.report is not None else 5.0
+    cpu = {
+        tag.removeprefix("system/cpu_percent/"): round(statistics.fmean(values), 1)
+        for tag in sorted(tags)
+        if tag.startswith("system/cpu_percent/")
+        if (values := [e.value for e in after(tag, resources_every)])
+    }
+    status = {name: thread.status() for name, thread in threads.items()}
+    training = status.get("training", {})
+    report = training.get("trainers", {})
+    loss = report.get(TRAINER, {}).get("loss_final") if isinstance(report, dict) else None
+    return Phase(
+        delays_ms=[e.value * 1e3 for e in after("inference/step_delay")],
+        step_ms=[e.value * 1e3 for e in after("inference/step_time")],
+        steps_per_s=steps_per_s,
+        overruns=int(getattr(threads.get("inference"), "overruns", 0)),
+        scheduling=(
+            {name: str(s.get("scheduling", "unreported")) for name, s in status.items()}
+            if supported
+            else "unavailable"
+        ),
+        torch_threads={name: thread.torch_threads for name, thread in threads.items()},
+        cpu_percent=cpu,
+        priorities=priorities,
+        loss_final=loss if isinstance(loss, float) else None,
+    )
+
+
+POLICIES = {0: "normal", 1: "SCHED_FIFO", 2: "SCHED_RR", 3: "SCHED_BATCH", 5: "SCHED_IDLE"}
+
+
+def thread_priorities(named: Mapping[str, int | None]) -> dict[str, Any]:
+    """Policy and nice value of each thread of this process (Linux), the named ones by name.
+
+    The others are counted by setting: torch's OpenMP workers are among them, and
+    should carry the nice value of the thread that created them.
+    """
+    names = {tid: name for name, tid in named.items() if tid is not None}
+    me = threading.get_native_id()  # the sampling thread: not part of the runtime
+    result: dict[str, Any] = {}
+    others: dict[str, int] = {}
+    try:
+        tids = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:
+        return {"unavailable": "no /proc/self/task"}
+    for tid in sorted(tids):
+        if tid == me:
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as file:
+                fields = file.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        # Fields after the name: state is field 3; nice 19, rt_priority 40, policy 41.
+        nice, rt_priority, policy = int(fields[16]), int(fields[37]), int(fields[38])
+        described = POLICIES.get(policy, f"policy {policy}")
+        if policy in (1, 2):
+            described += f" priority {rt_priority}"
+        else:
+            described += f" nice {nice:+d}"
+        if tid in names:
+            result[names[tid]] = described
+        else:
+            others[described] = others.get(described, 0) + 1
+    result["others"] = others
+    return result
+
+
+def milliseconds(values: Sequence[float]) -> dict[str, float | None]:
+    """p50, p99 and max of ``values``, rounded; None each if there are none."""
+    if not values:
+        return {"p50": None, "p99": None, "max": None}
+    return {
+        "p50": round(percentile(list(values), 50), 3),
+        "p99": round(percentile(list(values), 99), 3),
+        "max": round(max(values), 3),
+    }
+
+
+def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
+    """One run: the phases, then its JSON record."""
+    load = [round(value, 2) for value in os.getloadavg()]
+    warmup = args.warmup
+    phase_seconds = warmup + args.minutes * 60
+    baseline_minutes = args.minutes if args.baseline_minutes is None else args.baseline_minutes
+    baseline_seconds = warmup + baseline_minutes * 60
+    standalone: Phase | None = None
+
+    def phase(agent: bool, train: bool, seconds: float) -> Phase:
+        with tempfile.TemporaryDirectory(prefix="ami-loop-") as out:
+            folder = Path(out)
+            if args.experiment is None:
+                main, supported = build_loop(
+                    folder, agent, train, seconds, args.scheduling, args.nice
+                )
+            else:
+                main, supported = build_experiment(folder, train, seconds, args)
+            return run_phase(main, folder, supported, warmup)
+
+    if args.experiment is None:
+        standalone = phase(agent=False, train=True, seconds=baseline_seconds)
+    quiet = phase(agent=True, train=False, seconds=baseline_seconds)
+    both = phase(agent=True, train=True, seconds=phase_seconds)
+
+    deviation, quiet_deviation = milliseconds(both.delays_ms), milliseconds(quiet.delays_ms)
+    step = milliseconds(both.step_ms)
+    train_rate = sum(both.steps_per_s.values()) if both.steps_per_s else None
+    standalone_rate = standalone.steps_per_s.get(TRAINER) if standalone is not None else None
+    ratio = None
+    if step["p50"] and step["p99"] is not None:
+        ratio = round(step["p99"] / step["p50"], 2)
+    record: dict[str, Any] = {
+        "experiment": args.experiment or "loop",
+        "run": run,
+        "minutes": args.minutes,
+        "baseline_minutes": baseline_minutes,
+        "deviation_p50_ms": deviation["p50"],
+        "deviation_p99_ms": deviation["p99"],
+        "deviation_max_ms": deviation["max"],
+        "deviation_p50_ms_no_training": quiet_deviation["p50"],
+        "deviation_p99_ms_no_training": quiet_deviation["p99"],
+        "deviation_max_ms_no_training": quiet_deviation["max"],
+        "step_ms_p50": step["p50"],
+        "step_ms_p99": step["p99"],
+        "step_ms_p99_over_p50": ratio,
+        "train_steps_per_s": round(train_rate, 2) if train_rate is not None else None,
+        "standalone_steps_per_s": (
+            round(standalone_rate, 2) if standalone_rate is not None else None
+        ),
+        "train_fraction": (
+            round(train_rate / standalone_rate, 3) if train_rate and standalone_rate else None
+        ),
+        "steps": len(both.delays_ms),
+        "overruns": both.overruns,
+        "overruns_no_training": quiet.overruns,
+        "loss_final": round(both.loss_final, 5) if both.loss_final is not None else None,
+        "scheduling": both.scheduling,
+        "scheduling_requested": args.scheduling,
+        "thread_priorities": both.priorities,
+        "cpu_percent": both.cpu_percent,
+        "torch_threads": both.torch_threads,
+        "machine": {"cores": os.cpu_count(), "load_average": load, "platform": platform.system()},
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    if args.experiment is not None:
+        record["train_steps_per_s_by_trainer"] = {
+            name: round(rate, 2) for name, rate in both.steps_per_s.items()
+        }
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=5.0, help="phase 3's length")
+    parser.add_argument(
+        "--baseline-minutes", type=float, default=None, help="phases 1 and 2 (default: --minutes)"
+    )
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds skipped per phase")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--scheduling", choices=SCHEDULING, default="auto")
+    parser.add_argument("--nice", type=int, default=10, help="training's nice (auto, nice)")
+    parser.add_argument(
+        "--experiment",
+        default=None,
+        help="measure a configured experiment instead ('default': the launch defaults)",
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for --experiment")
+    args = parser.parse_args()
+    if args.overrides and args.experiment is None:
+        parser.error("overrides apply to --experiment only; the fixed workload takes none")
+    for name in ("minutes", "warmup"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name} must be > 0, got {getattr(args, name)}")
+    if args.baseline_minutes is not None and args.baseline_minutes <= 0:
+        parser.error(f"--baseline-minutes must be > 0, got {args.baseline_minutes}")
+    if args.runs < 1:
+        parser.error(f"--runs must be >= 1, got {args.runs}")
+    for run in range(1, args.runs + 1):
+        print(json.dumps(measure(args, run)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
