@@ -23,8 +23,7 @@ The workload:
   Adam lr 1e-3, no gradient clipping), ``min_new_steps=0`` so it trains as fast as it
   can, publishing to the agent every 10 optimizer steps (``steps_per_run=10``).
 
-One invocation runs three phases of ``--warmup`` + ``--minutes`` each (the first two
-``--baseline-minutes`` if given), each a fresh runtime in a folder of its own:
+One invocation runs three phases, each a fresh runtime in a folder of its own:
 
 1. **standalone**: the training thread alone, buffer pre-filled with 1024 steps of
    the world under random actions, no agent -> ``standalone_steps_per_s``;
@@ -32,12 +31,24 @@ One invocation runs three phases of ``--warmup`` + ``--minutes`` each (the first
    the buffer, with no trainer) -> ``deviation_*_ms_no_training``;
 3. **both**: agent and trainer, buffer pre-filled as in 1 -> everything else.
 
-Readings come back from the run's TensorBoard files, skipping the first ``--warmup``
-seconds (5) of each phase: ``inference/step_delay`` (how late a step started against its
-deadline ``start + k * interval``: the wake-up's jitter; the deviation),
-``inference/step_time`` (the step's own cost), and each trainer's optimizer steps per
-second: the steps it took after the warm-up (its ``training/<name>/loss`` records carry
-its global step) over the time from the warm-up's end to the phase's last record.
+Every phase runs with the scheduling ``--scheduling`` asks for, the standalone one too,
+so that ``train_fraction`` compares like with like.
+
+Phase 3 lasts ``--minutes`` in all, phases 1 and 2 ``--baseline-minutes`` (default: the
+same), split into ``--rounds`` rounds of 1, 2, 3, 1, 2, 3... (default: one round per
+started minute), each round of a phase with its own ``--warmup`` (5 s) on top; the
+figures pool the rounds (every step; optimizer steps over seconds summed). Why rounds:
+on a shared 2-core VM, training's speed drifts by a third over minutes with the other
+tenants' load, so a standalone speed measured 10 minutes before the speed beside the
+agent would make their ratio, ``train_fraction``, mostly drift; alternating one-minute
+rounds lets both see the same machine (``train_fraction_by_round`` shows the spread).
+
+Readings come back from each phase's TensorBoard files, skipping its warm-up:
+``inference/step_delay`` (how late a step started against its deadline ``start + k *
+interval``: the wake-up's jitter; the deviation), ``inference/step_time`` (the step's
+own cost), and each trainer's optimizer steps per second: the steps it took after the
+warm-up (its ``training/<name>/loss`` records carry its global step) over the time from
+the warm-up's end to the phase's last record.
 
 Prints one JSON line per run (``--runs N``):
 
@@ -56,10 +67,12 @@ Prints one JSON line per run (``--runs N``):
   unprivileged user gets everywhere), ``off`` (neither); ``unavailable`` when this
   checkout's threads take no scheduling arguments;
 - ``thread_priorities``: the policy and nice value of every thread of the process,
-  read from ``/proc`` one second after the warm-up of phase 3 (torch's OpenMP workers
+  read from ``/proc`` a second after the first phase 3's warm-up (torch's OpenMP workers
   count under ``others``: they should carry training's nice value);
 - ``cpu_percent``: mean CPU per thread in phase 3 (100 = one core; ``other`` is
-  mostly training's torch workers), from the run's ``system/*`` charts;
+  mostly training's torch workers), from the run's ``system/*`` charts, and
+  ``machine_busy_percent`` (100 = every core busy): what this process and every other
+  one on the machine used, so that other tenants' load shows;
 - ``torch_threads`` per thread, ``machine`` (cores, load average before the run),
   ``python``, ``torch``, ``date``.
 
@@ -75,8 +88,9 @@ Reading the numbers: on a shared 2-core machine other tenants' load shows up in 
 figure, most in the maxima; compare runs made one after the other, and look at
 ``machine.load_average`` before trusting a bad one.
 
-Usage: ``python benchmarks/loop.py [--minutes 5] [--runs 1] [--scheduling auto|nice|off]
-[--nice 10] [--baseline-minutes M] [--warmup 5] [--experiment default [override ...]]``
+Usage: ``python benchmarks/loop.py [--minutes 5] [--runs 1] [--rounds R]
+[--scheduling auto|nice|off] [--nice 10] [--baseline-minutes M] [--warmup 5]
+[--experiment default [override ...]]``
 """
 
 from __future__ import annotations
@@ -85,6 +99,7 @@ import argparse
 import datetime
 import inspect
 import json
+import math
 import os
 import platform
 import statistics
@@ -236,7 +251,11 @@ def build_loop(
     """
     torch.manual_seed(0)
     models = ModelGate(
-        {"encoder": make_encoder(), "decoder": make_decoder(), "policy": nn.Linear(LATENT, 5)}
+        {
+            "encoder": make_encoder(),
+            "decoder": make_decoder(),
+            "policy": nn.Linear(LATENT, len(MOVES)),
+        }
     )
     collector = StepCollector(name="collector", max_pending=10_000)
     buffer = SequentialBuffer(capacity=CAPACITY)
@@ -308,18 +327,56 @@ def build_experiment(
 
 @dataclass(frozen=True)
 class Phase:
-    """What one phase measured, after its warm-up."""
+    """What one phase measured after its warm-up, or several rounds of it pooled."""
 
     delays_ms: list[float]
     step_ms: list[float]
-    steps_per_s: dict[str, float]
-    """Optimizer steps per second, by trainer."""
+    train_steps: dict[str, int]
+    """Optimizer steps taken in the window, by trainer."""
+    seconds: float
+    """The window's length: from the warm-up's end to the phase's last record."""
     overruns: int
     scheduling: dict[str, str] | str
     torch_threads: dict[str, int]
     cpu_percent: dict[str, float]
+    machine_busy_percent: float | None
     priorities: dict[str, Any]
     loss_final: float | None
+
+    def steps_per_s(self) -> dict[str, float]:
+        """Optimizer steps per second of each trainer over the window."""
+        return {name: steps / self.seconds for name, steps in self.train_steps.items()}
+
+    @staticmethod
+    def pooled(rounds: Sequence[Phase]) -> Phase:
+        """The rounds as one phase: every step, the steps and seconds summed.
+
+        Settings (scheduling, priorities, threads) are the first round's, the loss the
+        last round's; CPU shares are the rounds' means, averaged.
+        """
+        first, last = rounds[0], rounds[-1]
+        names = sorted({name for phase in rounds for name in phase.train_steps})
+        busy = [p.machine_busy_percent for p in rounds if p.machine_busy_percent is not None]
+        cpu_keys = sorted({key for phase in rounds for key in phase.cpu_percent})
+        return Phase(
+            delays_ms=[value for phase in rounds for value in phase.delays_ms],
+            step_ms=[value for phase in rounds for value in phase.step_ms],
+            train_steps={n: sum(p.train_steps.get(n, 0) for p in rounds) for n in names},
+            seconds=sum(phase.seconds for phase in rounds),
+            overruns=sum(phase.overruns for phase in rounds),
+            scheduling=first.scheduling,
+            torch_threads=first.torch_threads,
+            cpu_percent={
+                key: round(
+                    statistics.fmean(p.cpu_percent[key] for p in rounds if key in p.cpu_percent),
+                    1,
+                )
+                for key in cpu_keys
+            },
+            machine_busy_percent=round(statistics.fmean(busy), 1) if busy else None,
+            priorities=first.priorities,
+            loss_final=last.loss_final,
+        )
 
 
 def run_phase(main: MainThread, folder: Path, supported: bool, warmup: float) -> Phase:
@@ -328,7 +385,8 @@ def run_phase(main: MainThread, folder: Path, supported: bool, warmup: float) ->
     priorities: dict[str, Any] = {}
 
     def sample_priorities() -> None:
-        priorities.update(thread_priorities({n: t.thread.native_id for n, t in threads.items()}))
+        named = {name: thread.thread.native_id for name, thread in threads.items()}
+        priorities.update(thread_priorities({"main": threading.main_thread().native_id, **named}))
 
     sampler = threading.Timer(warmup + 1.0, sample_priorities)
     sampler.start()
@@ -336,6 +394,8 @@ def run_phase(main: MainThread, folder: Path, supported: bool, warmup: float) ->
     sampler.cancel()
     if code != 0:
         raise SystemExit(f"the run failed (exit {code}): {main.reason}; see {folder}")
+    if main.outcome == "interrupted":  # Ctrl+C or SIGTERM ends the phase cleanly: and us
+        raise SystemExit("interrupted")
     events = read_events(folder / "tensorboard")
     tags = set(events.Tags()["scalars"])
     trainers = sorted(
@@ -358,13 +418,11 @@ def run_phase(main: MainThread, folder: Path, supported: bool, warmup: float) ->
     # Over the whole window, not first to last step: a trainer that runs in bursts (PPO:
     # 16 quick steps per 128-step rollout) would otherwise count only its bursts.
     end = max(events.Scalars(tag)[-1].wall_time for tag in timed)
-    steps_per_s = {}
+    train_steps = {}
     for name in trainers:
         losses = events.Scalars(f"training/{name}/loss")
         before = [event.step for event in losses if event.wall_time < start]
-        done = losses[-1].step - (before[-1] if before else 0)
-        if end > start:
-            steps_per_s[name] = done / (end - start)
+        train_steps[name] = losses[-1].step - (before[-1] if before else 0)
     resources_every = main.report.resources_every if main.report is not None else 5.0
     cpu = {
         tag.removeprefix("system/cpu_percent/"): round(statistics.fmean(values), 1)
@@ -372,6 +430,7 @@ def run_phase(main: MainThread, folder: Path, supported: bool, warmup: float) ->
         if tag.startswith("system/cpu_percent/")
         if (values := [e.value for e in after(tag, resources_every)])
     }
+    busy = [e.value for e in after("system/machine_cpu_percent", resources_every)]
     status = {name: thread.status() for name, thread in threads.items()}
     training = status.get("training", {})
     report = training.get("trainers", {})
@@ -379,7 +438,8 @@ def run_phase(main: MainThread, folder: Path, supported: bool, warmup: float) ->
     return Phase(
         delays_ms=[e.value * 1e3 for e in after("inference/step_delay")],
         step_ms=[e.value * 1e3 for e in after("inference/step_time")],
-        steps_per_s=steps_per_s,
+        train_steps=train_steps,
+        seconds=max(end - start, 1e-9),
         overruns=int(getattr(threads.get("inference"), "overruns", 0)),
         scheduling=(
             {name: str(s.get("scheduling", "unreported")) for name, s in status.items()}
@@ -388,6 +448,7 @@ def run_phase(main: MainThread, folder: Path, supported: bool, warmup: float) ->
         ),
         torch_threads={name: thread.torch_threads for name, thread in threads.items()},
         cpu_percent=cpu,
+        machine_busy_percent=round(statistics.fmean(busy), 1) if busy else None,
         priorities=priorities,
         loss_final=loss if isinstance(loss, float) else None,
     )
@@ -445,13 +506,13 @@ def milliseconds(values: Sequence[float]) -> dict[str, float | None]:
 
 
 def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
-    """One run: the phases, then its JSON record."""
+    """One run: ``rounds`` of the phases, one after the other, then its JSON record."""
     load = [round(value, 2) for value in os.getloadavg()]
     warmup = args.warmup
-    phase_seconds = warmup + args.minutes * 60
+    rounds = args.rounds or max(1, math.ceil(args.minutes))
     baseline_minutes = args.minutes if args.baseline_minutes is None else args.baseline_minutes
-    baseline_seconds = warmup + baseline_minutes * 60
-    standalone: Phase | None = None
+    phase_seconds = warmup + args.minutes * 60 / rounds
+    baseline_seconds = warmup + baseline_minutes * 60 / rounds
 
     def phase(agent: bool, train: bool, seconds: float) -> Phase:
         with tempfile.TemporaryDirectory(prefix="ami-loop-") as out:
@@ -464,15 +525,22 @@ def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
                 main, supported = build_experiment(folder, train, seconds, args)
             return run_phase(main, folder, supported, warmup)
 
-    if args.experiment is None:
-        standalone = phase(agent=False, train=True, seconds=baseline_seconds)
-    quiet = phase(agent=True, train=False, seconds=baseline_seconds)
-    both = phase(agent=True, train=True, seconds=phase_seconds)
+    standalones: list[Phase] = []
+    quiets: list[Phase] = []
+    boths: list[Phase] = []
+    for _ in range(rounds):
+        if args.experiment is None:
+            standalones.append(phase(agent=False, train=True, seconds=baseline_seconds))
+        quiets.append(phase(agent=True, train=False, seconds=baseline_seconds))
+        boths.append(phase(agent=True, train=True, seconds=phase_seconds))
+    quiet, both = Phase.pooled(quiets), Phase.pooled(boths)
+    standalone = Phase.pooled(standalones) if standalones else None
 
     deviation, quiet_deviation = milliseconds(both.delays_ms), milliseconds(quiet.delays_ms)
     step = milliseconds(both.step_ms)
-    train_rate = sum(both.steps_per_s.values()) if both.steps_per_s else None
-    standalone_rate = standalone.steps_per_s.get(TRAINER) if standalone is not None else None
+    rates = both.steps_per_s()
+    train_rate = sum(rates.values()) if rates else None
+    standalone_rate = standalone.steps_per_s().get(TRAINER) if standalone is not None else None
     ratio = None
     if step["p50"] and step["p99"] is not None:
         ratio = round(step["p99"] / step["p50"], 2)
@@ -481,6 +549,7 @@ def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
         "run": run,
         "minutes": args.minutes,
         "baseline_minutes": baseline_minutes,
+        "rounds": rounds,
         "deviation_p50_ms": deviation["p50"],
         "deviation_p99_ms": deviation["p99"],
         "deviation_max_ms": deviation["max"],
@@ -497,6 +566,13 @@ def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
         "train_fraction": (
             round(train_rate / standalone_rate, 3) if train_rate and standalone_rate else None
         ),
+        "train_fraction_by_round": [
+            round(b.steps_per_s()[TRAINER] / s.steps_per_s()[TRAINER], 3)
+            if s.steps_per_s().get(TRAINER) and b.steps_per_s().get(TRAINER)
+            else None
+            for s, b in zip(standalones, boths, strict=False)
+        ]
+        or None,
         "steps": len(both.delays_ms),
         "overruns": both.overruns,
         "overruns_no_training": quiet.overruns,
@@ -505,6 +581,7 @@ def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
         "scheduling_requested": args.scheduling,
         "thread_priorities": both.priorities,
         "cpu_percent": both.cpu_percent,
+        "machine_busy_percent": both.machine_busy_percent,
         "torch_threads": both.torch_threads,
         "machine": {"cores": os.cpu_count(), "load_average": load, "platform": platform.system()},
         "python": platform.python_version(),
@@ -513,7 +590,7 @@ def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
     }
     if args.experiment is not None:
         record["train_steps_per_s_by_trainer"] = {
-            name: round(rate, 2) for name, rate in both.steps_per_s.items()
+            name: round(rate, 2) for name, rate in rates.items()
         }
     return record
 
@@ -526,6 +603,9 @@ def main() -> None:
     )
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds skipped per phase")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="phases split into rounds (default: 1 a minute)"
+    )
     parser.add_argument("--scheduling", choices=SCHEDULING, default="auto")
     parser.add_argument("--nice", type=int, default=10, help="training's nice (auto, nice)")
     parser.add_argument(
@@ -542,6 +622,8 @@ def main() -> None:
             parser.error(f"--{name} must be > 0, got {getattr(args, name)}")
     if args.baseline_minutes is not None and args.baseline_minutes <= 0:
         parser.error(f"--baseline-minutes must be > 0, got {args.baseline_minutes}")
+    if args.rounds is not None and args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, got {args.rounds}")
     if args.runs < 1:
         parser.error(f"--runs must be >= 1, got {args.runs}")
     for run in range(1, args.runs + 1):
