@@ -109,7 +109,7 @@ class LockstepInference(InferenceThread):
             self._wait_for_training()
             self.finish()
             return
-        self._step(0.0)
+        self._step(0.0, 0.0)
         if self.steps == self.pause_at:
             self.interaction.on_pause()
             self.interaction.on_resume()

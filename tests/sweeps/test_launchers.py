@@ -118,15 +118,16 @@ def test_submitit_local_runs_the_slurm_code_path_in_local_processes(tmp_path: Pa
     summary_line(output, "completed", 1)
 
 
-def test_optuna_minimises_the_loss_each_trial_returns(tmp_path: Path) -> None:
-    metric = "training/dynamics/loss_final"
+def test_optuna_minimises_the_value_each_trial_returns(tmp_path: Path) -> None:
+    # A number every run has, however busy the machine: a loss needs an optimizer step
+    # within max_uptime, which a loaded machine may not give a niced training thread.
+    metric = "inference/steps"
     code, output = sweep(
         tmp_path,
         "hparams_search=world_model_optuna",
         "hydra.sweeper.n_trials=2",
         *QUICK,
-        "max_uptime=5",
-        "threads.inference.interval=0.04",  # enough steps for a few optimizer steps
+        f"optimized_metric={metric}",
     )
     sweep_dir = tmp_path / "sweep"
     assert code == 0, output
