@@ -9,6 +9,15 @@ from omegaconf import DictConfig, OmegaConf
 SECRETS = ("web_api.token",)
 """Keys whose values never leave the process: the control API's bearer token."""
 
+REDACTED = "<redacted>"
+"""What a secret's value is shown as."""
+
+
+def redacted_override(override: str) -> str:
+    """A command-line override (``key=value``, ``+key=value``...) with a secret's value masked."""
+    key = override.split("=", 1)[0]
+    return f"{key}={REDACTED}" if key.lstrip("+~") in SECRETS else override
+
 
 def scrub_hydra_records(cfg: DictConfig, output_dir: Path) -> list[Path]:
     """Mask :data:`SECRETS` in what Hydra wrote for this run before it started.
@@ -30,7 +39,7 @@ def scrub_hydra_records(cfg: DictConfig, output_dir: Path) -> list[Path]:
         text = path.read_text()
         cleaned = text
         for secret in secrets:
-            cleaned = cleaned.replace(secret, "<redacted>")
+            cleaned = cleaned.replace(secret, REDACTED)
         if cleaned != text:
             path.write_text(cleaned)
             scrubbed.append(path)
@@ -53,5 +62,5 @@ def redacted_yaml(cfg: DictConfig, resolve: bool = True) -> str:
     copy = OmegaConf.create(container)
     for key in SECRETS:
         if OmegaConf.select(copy, key) is not None:
-            OmegaConf.update(copy, key, "<redacted>")
+            OmegaConf.update(copy, key, REDACTED)
     return OmegaConf.to_yaml(copy)

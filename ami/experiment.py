@@ -29,7 +29,7 @@ from lightning_fabric import Fabric
 from omegaconf import DictConfig, OmegaConf
 
 import ami.hydra_setup  # noqa: F401  (resolvers and schema, before composition)
-from ami.config_text import SECRETS, redacted_yaml, scrub_hydra_records
+from ami.config_text import redacted_override, redacted_yaml, scrub_hydra_records
 from ami.data.buffer import DataBuffer
 from ami.data.collector import StepCollector
 from ami.experiment_checks import (
@@ -152,12 +152,7 @@ def _record(outcome: RunOutcome, api_url: str | None) -> RunOutcome:
 
 def _overrides() -> list[str]:
     """This run's command-line overrides (under Hydra), secrets masked."""
-    return [
-        f"{item.split('=', 1)[0]}=<redacted>"
-        if item.split("=", 1)[0].lstrip("+~") in SECRETS
-        else item
-        for item in _hydra_runtime()[1]
-    ]
+    return [redacted_override(item) for item in _hydra_runtime()[1]]
 
 
 def build(cfg: DictConfig, output_dir: Path) -> MainThread:

@@ -72,7 +72,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
-from ami.config_text import SECRETS
+from ami.config_text import REDACTED, SECRETS
 
 HParamValue = float | int | str | bool
 """What TensorBoard takes as an hparam value (ints are stored as numbers)."""
@@ -117,8 +117,6 @@ TRAINER_KEYS = (
     "epochs",
 )
 """Settings recorded for every trainer (``<group>.<trainer>.<key>``) that has them."""
-
-REDACTED = "<redacted>"
 
 
 def run_hparams(
