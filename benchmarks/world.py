@@ -1,11 +1,17 @@
 """Cost of one simulated-world step (act + render + to tensor), on one CPU thread.
 
-    python benchmarks/world.py [--frames 1000] [--sizes 64 84 128 256]
+    python benchmarks/world.py [--frames 1000] [--sizes 64 84 128 256] [--noisy-tv on|facing]
 
 Prints one JSON line per world and frame size, e.g.
 ``{"world": "sim", "size": 84, "ms_per_frame": 0.7, "frames": 1000}``. The agent's
 step budget is the inference interval (0.1 s by default); the world should take a
 small part of it. ``sim_osc`` adds the OSC round trip over loopback UDP.
+
+``--noisy-tv on`` builds the worlds with the noisy TV (``interaction.world.noisy_tv``):
+a fresh picture every step, painted only when the screen is in view, which on a random
+walk is seldom. ``--noisy-tv facing`` puts the agent back in front of it, the screen
+filling about half the frame, before every frame: the cost of watching it. Either adds
+``"noisy_tv"`` to each line.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from ami.interaction.io.actions import ACTION_CHOICES
 from ami.interaction.worlds.sim import SimEnvironment, SimOscEnvironment, SimWorld
 
 WARM_UP = 50
+FACING_THE_SCREEN = (12.5, 5.5, 270.0)
+"""Room b, 4.5 cells south of the screen, looking at it (north)."""
 
 
 def actions(count: int) -> list[torch.Tensor]:
@@ -32,16 +40,20 @@ def actions(count: int) -> list[torch.Tensor]:
     ]
 
 
-def measure(env: Environment, frames: int) -> float:
-    """Milliseconds per observe + affect, after a warm-up."""
+def measure(env: Environment, frames: int, face: SimWorld | None = None) -> float:
+    """Milliseconds per observe + affect, after a warm-up (``face``: put it before the screen)."""
     env.setup()
     try:
         plan = actions(WARM_UP + frames)
         for action in plan[:WARM_UP]:
+            if face is not None:
+                face.place(*FACING_THE_SCREEN)
             env.observe()
             env.affect(action)
         start = time.perf_counter()
         for action in plan[WARM_UP:]:
+            if face is not None:
+                face.place(*FACING_THE_SCREEN)
             env.observe()
             env.affect(action)
         return (time.perf_counter() - start) / frames * 1000.0
@@ -53,21 +65,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=1000)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 84, 128, 256])
+    parser.add_argument("--noisy-tv", choices=["off", "on", "facing"], default="off")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     runs: list[tuple[str, int]] = [("sim", size) for size in args.sizes]
     runs.append(("sim_osc", 84))
     for world, size in runs:
-        sim = SimWorld(width=size, height=size, seed=0)
+        sim = SimWorld(width=size, height=size, seed=0, noisy_tv=args.noisy_tv != "off")
         env = SimEnvironment(sim) if world == "sim" else SimOscEnvironment(sim)
-        ms = measure(env, args.frames)
-        print(
-            json.dumps(
-                {"world": world, "size": size, "ms_per_frame": round(ms, 3), "frames": args.frames}
-            ),
-            flush=True,
-        )
+        ms = measure(env, args.frames, sim if args.noisy_tv == "facing" else None)
+        line: dict[str, object] = {
+            "world": world,
+            "size": size,
+            "ms_per_frame": round(ms, 3),
+            "frames": args.frames,
+        }
+        if args.noisy_tv != "off":
+            line["noisy_tv"] = args.noisy_tv
+        print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":

@@ -153,7 +153,11 @@ def test_metrics_expose_the_true_pose_and_cells_visited() -> None:
     for _ in range(25):  # 3 cells east
         env.affect(torch.tensor([1, 0, 0, 0, 0]))
     metrics = env.metrics()
-    assert set(metrics) == {"x", "y", "heading", "cells_visited"}
+    assert set(metrics) == {
+        *("x", "y", "heading", "cells_visited"),
+        *("screen_in_view", "screen_steps", "channel_switches"),  # 0 without the noisy TV
+    }
+    assert metrics["screen_in_view"] == metrics["screen_steps"] == 0.0
     assert metrics["x"] == pytest.approx(1.5 + 25 * 0.12)
     assert metrics["y"] == 1.5 and metrics["heading"] == 0.0
     assert metrics["cells_visited"] == env.cells_visited == before + 3
@@ -178,6 +182,7 @@ def test_bad_actions_are_rejected() -> None:
         ({"field_of_view": 200.0}, "field_of_view"),
         ({"movers": 1000}, "movers"),
         ({"seed": 1.5}, "seed"),
+        ({"noisy_tv": "false"}, "interaction.world.noisy_tv"),
         ({"layout": ["###", "#a.", "###"]}, "unknown cells"),
         ({"layout": ["#a#", "#a#", "###"]}, "border"),
     ],

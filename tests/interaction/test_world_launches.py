@@ -8,6 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
+
+from ami.reports.event_reading import read_events
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,6 +34,19 @@ def test_sim_osc_runs_and_exits_cleanly(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     frames = (tmp_path / "recording" / "actions.csv").read_text().splitlines()
     assert len(frames) > 10  # the world was stepped over OSC for the whole run
+
+
+@pytest.mark.slow
+def test_sim_with_the_noisy_tv_runs_and_charts_the_screen(tmp_path: Path) -> None:
+    result = launch(tmp_path, "interaction.world.noisy_tv=true", "max_uptime=10")
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = OmegaConf.load(tmp_path / "config.yaml")
+    assert config.interaction.environment.world.noisy_tv is True
+    scalars = read_events(tmp_path / "tensorboard").scalars
+    for name in ("screen_in_view", "screen_steps", "channel_switches"):
+        series = scalars[f"inference/world/{name}"]
+        assert len(series) > 10 and (series.values >= 0.0).all(), name
+    assert (scalars["inference/world/screen_in_view"].values <= 1.0).all()
 
 
 @pytest.mark.slow

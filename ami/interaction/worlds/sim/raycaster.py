@@ -6,19 +6,22 @@ lines (and, separately, of the horizontal ones) are computed at once as a ``(W, 
 array, ``K`` = the map's size; the first crossing that enters a wall cell is the hit.
 That is exact and costs a few dozen numpy calls per frame, whatever the frame size.
 Floors and ceilings are cast per pixel the same way, and sprites are drawn far to near
-against the walls' depth per column.
+against the walls' depth per column. A noisy screen (:mod:`.screen`), when there is one,
+replaces part of one wall face's texels with its picture.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from ami.interaction.io.frames import Image
 from ami.interaction.worlds.sim.grid_map import GridMap
+from ami.interaction.worlds.sim.screen import NoisyScreen
 from ami.interaction.worlds.sim.textures import (
     ROOM_CEILINGS,
     ROOM_FLOORS,
@@ -55,6 +58,33 @@ class Sprites:
     """``(N,)`` ball (True) or box (False)."""
 
 
+class View(NamedTuple):
+    """A rendered frame and what it shows of the noisy screen."""
+
+    image: Image
+    """RGB ``uint8`` ``(H, W, 3)``."""
+    screen_columns: npt.NDArray[np.bool_]
+    """``(W,)``: the columns whose wall is the screen's face (a mover may hide part of it)."""
+
+
+@dataclass(frozen=True)
+class WallHits:
+    """Per ray: the first wall it meets."""
+
+    distance: Array
+    """In lengths of the ray (for the camera's rays: depth along the view axis)."""
+    hit_x: Indices
+    """The wall cell hit."""
+    hit_y: Indices
+    from_x: Indices
+    """The floor cell the ray came from: the side of the wall it sees."""
+    from_y: Indices
+    along: Array
+    """Where across the cell's face, in ``[0, 1)``."""
+    across_y: npt.NDArray[np.bool_]
+    """Whether the face lies along x (the ray crossed a horizontal grid line)."""
+
+
 @dataclass(frozen=True)
 class _Hits:
     distance: Array
@@ -88,6 +118,8 @@ class Raycaster:
         self._floor_rows = self._rows > 0
         self._steps = np.arange(max(grid.width, grid.height) + 1, dtype=np.float64)
         self._columns = np.arange(width)
+        self._no_screen = np.zeros(width, dtype=bool)
+        self._no_screen.flags.writeable = False
         self._textures = wall_textures()
 
     def render(
@@ -98,46 +130,72 @@ class Raycaster:
         Returns:
             RGB ``uint8`` ``(H, W, 3)``.
         """
+        return self.render_view(x, y, heading, eye, sprites).image
+
+    def render_view(
+        self,
+        x: float,
+        y: float,
+        heading: float,
+        eye: float,
+        sprites: Sprites | None = None,
+        screen: NoisyScreen | None = None,
+    ) -> View:
+        """As :meth:`render`, with a noisy screen on its wall and the columns it covers."""
         dir_x, dir_y = math.cos(heading), math.sin(heading)
         right_x, right_y = -dir_y, dir_x  # y points "down" the map: turning right adds angle
         ray_x = dir_x + right_x * self._tan_half * self._camera_x
         ray_y = dir_y + right_y * self._tan_half * self._camera_x
-        depth, texture, along, shade = self._cast_walls(x, y, ray_x, ray_y)
+        hits = self.cast(x, y, ray_x, ray_y, self._columns)
+        depth = hits.distance
+        landmark = self.grid.landmark[hits.hit_y, hits.hit_x]
+        # A plain wall shows the room it faces: the cell the ray came from.
+        texture = np.where(landmark >= 0, landmark, self.grid.room[hits.from_y, hits.from_x])
+        # Faces across x are drawn darker, so that corners read as corners.
+        shade = (fog(depth) * np.where(hits.across_y, 1.0, 0.78)).astype(np.float32)
         image = self._floor_and_ceiling(x, y, eye, ray_x, ray_y)
         v = self._rows[:, None] * (depth / self.focal)[None, :] + (1.0 - eye)
         is_wall = (v >= 0.0) & (v < 1.0)
         vi = np.clip((v * TEXTURE_SIZE).astype(np.intp), 0, TEXTURE_SIZE - 1)
-        ui = np.clip((along * TEXTURE_SIZE).astype(np.intp), 0, TEXTURE_SIZE - 1)
+        ui = np.clip((hits.along * TEXTURE_SIZE).astype(np.intp), 0, TEXTURE_SIZE - 1)
         walls = self._textures[texture[None, :], vi, ui[None, :]]
+        on_screen = self._no_screen if screen is None else _paint_screen(walls, v, hits, screen)
         image = np.where(is_wall[..., None], walls * shade[None, :, None], image)
         if sprites is not None:
             self._draw_sprites(image, x, y, (dir_x, dir_y), eye, depth, sprites)
         result: Image = (image * 255.0 + 0.5).astype(np.uint8)
-        return result
+        return View(result, on_screen)
 
-    def _cast_walls(
-        self, x: float, y: float, ray_x: Array, ray_y: Array
-    ) -> tuple[Array, Indices, Array, Floats]:
-        """Per column: wall distance (along the view axis), texture, ``u``, brightness."""
+    def cast(
+        self, x: float, y: float, ray_x: Array, ray_y: Array, rays: Indices | None = None
+    ) -> WallHits:
+        """The first wall each ray from ``(x, y)`` meets (``rays``: ``arange(len(ray_x))``)."""
+        rays = np.arange(len(ray_x)) if rays is None else rays
         grid = self.grid
-        across_x = self._first_hits(x, y, ray_x, ray_y, grid.wall.T)  # vertical grid lines
-        across_y = self._first_hits(y, x, ray_y, ray_x, grid.wall)  # horizontal grid lines
+        across_x = self._first_hits(x, y, ray_x, ray_y, grid.wall.T, rays)  # vertical lines
+        across_y = self._first_hits(y, x, ray_y, ray_x, grid.wall, rays)  # horizontal lines
         use_y = across_y.distance < across_x.distance
         hit_x = np.where(use_y, across_y.cell_b, across_x.cell_a)
         hit_y = np.where(use_y, across_y.cell_a, across_x.cell_b)
-        # A plain wall shows the room it faces: the cell the ray came from.
-        from_x = np.where(use_y, hit_x, hit_x - across_x.step)
-        from_y = np.where(use_y, hit_y - across_y.step, hit_y)
-        landmark = grid.landmark[hit_y, hit_x]
-        texture = np.where(landmark >= 0, landmark, grid.room[from_y, from_x])
         along = np.where(use_y, across_y.along, across_x.along)
-        depth = np.minimum(across_x.distance, across_y.distance)
-        # Faces across x are drawn darker, so that corners read as corners.
-        shade = fog(depth) * np.where(use_y, 1.0, 0.78)
-        return depth, texture, along - np.floor(along), shade.astype(np.float32)
+        return WallHits(
+            distance=np.minimum(across_x.distance, across_y.distance),
+            hit_x=hit_x,
+            hit_y=hit_y,
+            from_x=np.where(use_y, hit_x, hit_x - across_x.step),
+            from_y=np.where(use_y, hit_y - across_y.step, hit_y),
+            along=along - np.floor(along),
+            across_y=use_y,
+        )
 
     def _first_hits(
-        self, a: float, b: float, ray_a: Array, ray_b: Array, wall_ab: npt.NDArray[np.bool_]
+        self,
+        a: float,
+        b: float,
+        ray_a: Array,
+        ray_b: Array,
+        wall_ab: npt.NDArray[np.bool_],
+        columns: Indices,
     ) -> _Hits:
         """First wall entered across the grid lines ``a = integer`` (``wall_ab[a, b]``)."""
         ray_a = np.where(np.abs(ray_a) < 1e-12, 1e-12, ray_a)
@@ -150,7 +208,6 @@ class Raycaster:
         cell_b = np.clip(np.floor(b_at), 0, wall_ab.shape[1] - 1).astype(np.intp)
         hits = wall_ab[cell_a, cell_b]
         first = hits.argmax(axis=1)
-        columns = self._columns
         found = hits[columns, first]
         return _Hits(
             distance=np.where(found, t[columns, first], np.inf),
@@ -220,3 +277,21 @@ class Raycaster:
             colour = sprites.colours[index] * float(fog(distance))
             patch = image[y0:y1, x0:x1]
             patch[inside] = (shade[..., None] * colour)[inside]
+
+
+def _paint_screen(
+    walls: Floats, v: Array, hits: WallHits, screen: NoisyScreen
+) -> npt.NDArray[np.bool_]:
+    """Put the screen's picture on the wall texels it covers; returns the columns it is in."""
+    place = screen.place
+    on, across = place.locate(hits.hit_x, hits.hit_y, hits.from_x, hits.from_y, hits.along)
+    columns = np.flatnonzero(on)
+    if columns.size:
+        rows, texels = place.texels
+        down = (v[:, columns] - place.top) / (place.bottom - place.top)
+        inside = (down >= 0.0) & (down < 1.0)
+        row = np.clip((down * rows).astype(np.intp), 0, rows - 1)
+        column = np.clip((across[columns] * texels).astype(np.intp), 0, texels - 1)
+        picture = screen.texture[row, column[None, :]]
+        walls[:, columns] = np.where(inside[..., None], picture, walls[:, columns])
+    return on

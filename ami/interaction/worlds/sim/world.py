@@ -2,22 +2,28 @@
 
 It takes the same :class:`~ami.interaction.io.actions.Inputs` as VRChat (axes in
 ``[-1, 1]``, buttons held), so the direct sim and the sim behind OSC run one physics.
-One :meth:`SimWorld.step` is one inference step; speeds are per step.
+One :meth:`SimWorld.step` is one inference step; speeds are per step. With
+``noisy_tv`` a wall screen shows fresh noise every step (:mod:`.screen`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from ami.interaction.io.actions import Inputs
 from ami.interaction.io.frames import Image, check_size
 from ami.interaction.worlds.sim.grid_map import DEFAULT_LAYOUT, GridMap
 from ami.interaction.worlds.sim.movers import Movers
 from ami.interaction.worlds.sim.raycaster import Raycaster
+from ami.interaction.worlds.sim.screen import SCREEN_REACH, NoisyScreen, default_place
+
+logger = logging.getLogger(__name__)
 
 BODY_RADIUS: Final = 0.2
 """Half-size of the agent's square body, in cells: it stops this far from walls."""
@@ -54,6 +60,10 @@ class SimWorld:
         field_of_view: Horizontal field of view in degrees.
         layout: Floor plan rows (see :mod:`~ami.interaction.worlds.sim.grid_map`);
             None for the built-in six rooms.
+        noisy_tv: Hang a noisy screen on the north wall of room b
+            (:func:`~ami.interaction.worlds.sim.screen.default_place`); a jump press
+            facing it within :data:`~ami.interaction.worlds.sim.screen.SCREEN_REACH`
+            cells switches its channel. Off, the world is exactly the one without it.
     """
 
     def __init__(
@@ -67,8 +77,11 @@ class SimWorld:
         turn_speed: float = 12.0,
         field_of_view: float = 70.0,
         layout: Sequence[str] | None = None,
+        noisy_tv: bool = False,
     ) -> None:
         check_size(width, height)
+        if not isinstance(noisy_tv, bool):
+            raise ValueError(f"interaction.world.noisy_tv must be true or false, got {noisy_tv!r}")
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ValueError(f"seed must be an integer, got {seed!r}")
         if run_multiplier < 1.0:
@@ -97,6 +110,17 @@ class SimWorld:
         self._visited = {(int(start[0]), int(start[1]))}
         self._jumped = False
         self.steps = 0
+        self.screen: NoisyScreen | None = None
+        """The noisy TV, None without ``noisy_tv``."""
+        self._screen_columns = np.zeros(width, dtype=bool)
+        if noisy_tv:
+            try:
+                self.screen = NoisyScreen(default_place(self.grid), seed)
+            except ValueError as error:
+                raise ValueError(
+                    f"interaction.world.noisy_tv=true needs the built-in layout's screen wall: "
+                    f"{error}"
+                ) from None
 
     @property
     def pose(self) -> Pose:
@@ -113,6 +137,16 @@ class SimWorld:
         """Distinct map cells the agent's centre has entered, the start included."""
         return len(self._visited)
 
+    @property
+    def screen_fraction(self) -> float:
+        """Share of the last rendered frame's columns that showed the screen (0 without one)."""
+        return 0.0 if self.screen is None else self.screen.in_view
+
+    @property
+    def screen_columns(self) -> npt.NDArray[np.bool_]:
+        """``(W,)``: which columns of the last rendered frame showed the screen (tests)."""
+        return self._screen_columns.copy()
+
     def place(self, x: float, y: float, heading: float) -> None:
         """Put the agent at ``(x, y)`` facing ``heading`` degrees (tests, scripted runs).
 
@@ -126,8 +160,8 @@ class SimWorld:
         self._jumped = True
 
     def state_dict(self) -> dict[str, Any]:
-        """The agent's pose and motion, what it has visited, the movers and the generator."""
-        return {
+        """The agent's pose and motion, what it has visited, the movers and the generators."""
+        state: dict[str, Any] = {
             "pose": [self._x, self._y, self._heading],
             "lift": [self._lift, self._lift_velocity],
             "jump_held": self._jump_held,
@@ -136,6 +170,9 @@ class SimWorld:
             "steps": self.steps,
             "movers": self.movers.state_dict(),
         }
+        if self.screen is not None:
+            state["screen"] = self.screen.state_dict()
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` into a world built with the same layout and movers."""
@@ -146,6 +183,14 @@ class SimWorld:
         self._jumped = bool(state["jumped"])
         self.steps = int(state["steps"])
         self.movers.load_state_dict(state["movers"])
+        if self.screen is not None:
+            if "screen" in state:
+                self.screen.load_state_dict(state["screen"])
+            else:
+                logger.warning(
+                    "the saved world had no noisy TV (interaction.world.noisy_tv was false): "
+                    "the screen starts as a new world's would"
+                )
 
     def take_jump(self) -> bool:
         """Whether :meth:`place` moved the agent since the last call (a jump, not a step)."""
@@ -163,8 +208,13 @@ class SimWorld:
             move_x, move_y = move_x / length, move_y / length
         speed = self.move_speed * (self.run_multiplier if inputs.run else 1.0)
         self._move(move_x * speed, move_y * speed)
+        pressed = inputs.jump and not self._jump_held
+        if pressed and self.screen is not None and self._facing_screen(self.screen):
+            self.screen.switch()
         self._hop(inputs.jump)
         self.movers.step()
+        if self.screen is not None:
+            self.screen.refresh()
         self._visited.add((int(self._x), int(self._y)))
         self.steps += 1
 
@@ -174,6 +224,17 @@ class SimWorld:
             self._x += dx
         if dy and not self.grid.blocked(np.array(self._x), np.array(self._y + dy), BODY_RADIUS):
             self._y += dy
+
+    def _facing_screen(self, screen: NoisyScreen) -> bool:
+        """Whether the line of sight meets the screen within reach (no wall before it)."""
+        hits = self.renderer.cast(
+            self._x,
+            self._y,
+            np.array([math.cos(self._heading)]),
+            np.array([math.sin(self._heading)]),
+        )
+        on, _ = screen.place.locate(hits.hit_x, hits.hit_y, hits.from_x, hits.from_y, hits.along)
+        return bool(on[0]) and float(hits.distance[0]) <= SCREEN_REACH
 
     def _hop(self, jump: bool) -> None:
         """Jump on a press (as VRChat: holding the button does not jump again)."""
@@ -188,11 +249,31 @@ class SimWorld:
 
     def render(self) -> Image:
         """The agent's view now: RGB ``uint8`` ``(H, W, 3)``."""
-        return self.renderer.render(
-            self._x, self._y, self._heading, self.eye_height, self.movers.sprites()
+        view = self.renderer.render_view(
+            self._x, self._y, self._heading, self.eye_height, self.movers.sprites(), self.screen
         )
+        if self.screen is not None:
+            self._screen_columns = view.screen_columns
+            self.screen.record_view(self.steps, float(view.screen_columns.mean()))
+        return view.image
 
     def metrics(self) -> dict[str, float]:
-        """The true pose and exploration progress, for TensorBoard (``world/...``)."""
+        """True pose, exploration and the screen's pull, for TensorBoard (``world/...``).
+
+        ``screen_in_view`` is the share of the last frame's columns showing the screen,
+        ``screen_steps`` the steps whose frame showed it in at least
+        :data:`~ami.interaction.worlds.sim.screen.SEEN_FRACTION` of them, and
+        ``channel_switches`` the channel changes: all 0 without a screen, so that runs
+        with and without one chart the same names.
+        """
         x, y, heading = self.pose
-        return {"x": x, "y": y, "heading": heading, "cells_visited": float(self.cells_visited)}
+        screen = self.screen
+        return {
+            "x": x,
+            "y": y,
+            "heading": heading,
+            "cells_visited": float(self.cells_visited),
+            "screen_in_view": self.screen_fraction,
+            "screen_steps": 0.0 if screen is None else float(screen.watched_steps),
+            "channel_switches": 0.0 if screen is None else float(screen.switches),
+        }
