@@ -57,6 +57,8 @@ Prints one JSON line per run (``--runs N``):
   is p50 <= 0.1, p99 <= 1.0, max <= 2.5 ms over 5 minutes with training on;
 - ``step_ms_{p50,p99}`` and their ratio ``step_ms_p99_over_p50``: the agent's own step
   (a ratio well above 1 means training slows the step itself, not only its start);
+  ``step_ms_{p50,p99}_no_training``: the same in phase 2, the spread of the agent's
+  own work (e.g. steps that choose a new action against steps that hold one);
 - ``train_steps_per_s`` (beside the agent), ``standalone_steps_per_s``, and
   ``train_fraction``, their ratio (goal >= 0.92);
 - ``steps`` (agent steps measured in phase 3), ``overruns`` (deadlines skipped in
@@ -537,7 +539,7 @@ def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
     standalone = Phase.pooled(standalones) if standalones else None
 
     deviation, quiet_deviation = milliseconds(both.delays_ms), milliseconds(quiet.delays_ms)
-    step = milliseconds(both.step_ms)
+    step, quiet_step = milliseconds(both.step_ms), milliseconds(quiet.step_ms)
     rates = both.steps_per_s()
     train_rate = sum(rates.values()) if rates else None
     standalone_rate = standalone.steps_per_s().get(TRAINER) if standalone is not None else None
@@ -559,6 +561,8 @@ def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
         "step_ms_p50": step["p50"],
         "step_ms_p99": step["p99"],
         "step_ms_p99_over_p50": ratio,
+        "step_ms_p50_no_training": quiet_step["p50"],
+        "step_ms_p99_no_training": quiet_step["p99"],
         "train_steps_per_s": round(train_rate, 2) if train_rate is not None else None,
         "standalone_steps_per_s": (
             round(standalone_rate, 2) if standalone_rate is not None else None

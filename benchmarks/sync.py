@@ -29,7 +29,10 @@ shows why (a forward pass split over both cores waits whenever the copy holds on
 
 Usage: ``python benchmarks/sync.py [--sizes 1M 10M 100M] [--seconds 30]
 [--min-syncs 40] [--phase-seconds 1] [--torch-threads N] [--inference-torch-threads N]
-[--switch-interval S]``
+[--switch-interval S] [--scheduling auto|nice|off]``
+
+``--scheduling`` applies the runtime's thread scheduling (:mod:`ami.threads.scheduling`)
+to the two threads: ``auto`` by default, as a run does.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -51,6 +54,8 @@ from torch import nn
 
 from ami.models import ModelGate
 from ami.models.parameter_copy import copy_serially
+from ami.sharing.ownership import Owned
+from ami.threads.scheduling import Realtime, lower_priority, make_realtime
 
 SIZES = {"1M": 500, "10M": 1580, "100M": 5000}  # width of a 4-layer MLP
 
@@ -118,6 +123,10 @@ class Settings:
     own bursts of slow calls (up to +25 ms each) even out only over thousands of calls."""
     phase_seconds: float
     inference_threads: int
+    realtime: Realtime = "auto"
+    """The inference thread's ``threads.inference.realtime``."""
+    nice: int | None = 10
+    """The training thread's ``threads.training.nice``."""
 
 
 def measure(
@@ -125,8 +134,15 @@ def measure(
     sync: Callable[[], None],
     pause_between_syncs: float,
     settings: Settings,
+    writes: Sequence[Owned] = (),
+    scheduling: dict[str, str] | None = None,
 ) -> Measurement:
-    """Call in a tight loop on a thread named inference while this thread alternates phases.
+    """Call in a tight loop on a thread named inference while another alternates phases.
+
+    The other thread, named training, becomes the writer of ``writes`` (the gate it
+    publishes) for the measurement and hands them back at its end. Each thread takes
+    the scheduling of ``settings`` as the runtime's do and records what it got in
+    ``scheduling``.
 
     Quiet phases (nothing runs beside the calls) alternate with sync phases (syncs,
     each followed by a pause of about one call, for at least ``phase_seconds`` and at
@@ -136,12 +152,14 @@ def measure(
     drifts by milliseconds over seconds (other tenants of the host), which would
     otherwise count as stall, or hide it.
     """
+    scheduling = {} if scheduling is None else scheduling
     calls: list[tuple[float, float]] = []
     syncs: list[tuple[float, float]] = []
     phases: list[tuple[float, float]] = []
     stop = threading.Event()
 
     def inference() -> None:
+        scheduling["inference"] = make_realtime(settings.realtime)
         torch.get_num_threads()  # as the runtime's threads do: see BackgroundThread
         torch.set_num_threads(settings.inference_threads)
         while not stop.is_set():
@@ -158,22 +176,35 @@ def measure(
         time.sleep(length)
         phases.append((start, time.perf_counter()))
 
+    def training() -> None:
+        scheduling["training"] = lower_priority(settings.nice)
+        phase_seconds = settings.phase_seconds
+        quiet(phase_seconds)
+        deadline = time.perf_counter() + settings.seconds
+        while time.perf_counter() < deadline or len(syncs) < settings.min_syncs:
+            phase_start = time.perf_counter()
+            while True:
+                start = time.perf_counter()
+                sync()
+                syncs.append((start, time.perf_counter()))
+                time.sleep(pause_between_syncs)
+                if time.perf_counter() >= phase_start + phase_seconds:
+                    break
+            phases.append((phase_start, time.perf_counter()))
+            quiet(phases[-1][1] - phase_start)
+        for shared in writes:
+            shared.transfer_to(main)
+
+    main = threading.current_thread()
+    # Both threads are started here, on the main thread, which keeps its own priority:
+    # a thread inherits its creator's nice value.
     thread = threading.Thread(target=inference, name="inference")
     thread.start()
-    phase_seconds = settings.phase_seconds
-    quiet(phase_seconds)
-    deadline = time.perf_counter() + settings.seconds
-    while time.perf_counter() < deadline or len(syncs) < settings.min_syncs:
-        phase_start = time.perf_counter()
-        while True:
-            start = time.perf_counter()
-            sync()
-            syncs.append((start, time.perf_counter()))
-            time.sleep(pause_between_syncs)
-            if time.perf_counter() >= phase_start + phase_seconds:
-                break
-        phases.append((phase_start, time.perf_counter()))
-        quiet(phases[-1][1] - phase_start)
+    trainer = threading.Thread(target=training, name="training")
+    for shared in writes:
+        shared.transfer_to(trainer)
+    trainer.start()
+    trainer.join()
     stop.set()
     thread.join()
     return Measurement.of(calls, syncs, phases)
@@ -219,7 +250,8 @@ def run_size(label: str, settings: Settings) -> dict[str, object]:
 
     gc.collect()
     gc.freeze()  # as the runtime does (threads.freeze_gc): full collections stay short
-    ours = measure(call, gate.publish, pause, settings)
+    scheduling: dict[str, str] = {}
+    ours = measure(call, gate.publish, pause, settings, [gate], scheduling)
     naive = measure(naive_call, naive_sync, pause, settings)
     floor = measure(call, plain_copy, pause, settings)
     gc.unfreeze()
@@ -236,6 +268,7 @@ def run_size(label: str, settings: Settings) -> dict[str, object]:
         "torch_threads": torch.get_num_threads(),
         "inference_torch_threads": settings.inference_threads,
         "switch_interval_ms": sys.getswitchinterval() * ms,
+        "scheduling": scheduling,
         "calls_during_syncs": len(ours.during),
         "calls_quiet": len(ours.quiet),
         **rounded(stalls, "stall"),
@@ -282,13 +315,24 @@ def main() -> None:
         default=0.001,
         help="GIL switch interval, as the runtime sets it (threads.gil_switch_interval)",
     )
+    parser.add_argument(
+        "--scheduling",
+        choices=("auto", "nice", "off"),
+        default="auto",
+        help="as the runtime's threads: auto (inference on SCHED_FIFO where permitted, "
+        "training niced), nice (training niced only) or off (neither)",
+    )
     args = parser.parse_args()
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
     sys.setswitchinterval(args.switch_interval)
-    threading.current_thread().name = "training"
     settings = Settings(
-        args.seconds, args.min_syncs, args.phase_seconds, args.inference_torch_threads
+        args.seconds,
+        args.min_syncs,
+        args.phase_seconds,
+        args.inference_torch_threads,
+        realtime="auto" if args.scheduling == "auto" else "off",
+        nice=None if args.scheduling == "off" else 10,
     )
     for label in args.sizes:
         print(

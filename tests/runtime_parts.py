@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 import urllib.request
@@ -107,13 +108,17 @@ class GatedTrainer(BrightnessTrainer):
 
     ``entered`` is set once that step is under way; the step goes on once ``release`` is
     set. The wait has a long bound of its own, so a failing test never leaves it stuck.
+    With ``inner_safe_points`` every step has safe points inside it (the held one can
+    park right after its release, mid-step), else none does (it parks after the step),
+    whatever the steps' length on a busy machine.
     """
 
-    def __init__(self, hold_at_step: int = 3, **kwargs: Any) -> None:
+    def __init__(self, hold_at_step: int = 3, inner_safe_points: bool = False, **kwargs: Any):
         kwargs.setdefault("steps_per_run", 1000)
         kwargs.setdefault("min_new_steps", 1)
         super().__init__(**kwargs)
         self.hold_at_step = hold_at_step
+        self.inner_safe_points_after = 0.0 if inner_safe_points else math.inf
         self.entered = threading.Event()
         self.release = threading.Event()
 

@@ -52,6 +52,14 @@ class Agent(ABC):
             int64 tensor, one choice index per action category.
         """
 
+    def after_action(self) -> None:
+        """Work of this step that can wait until its action is out (the same tick).
+
+        The world sees the action as soon as :meth:`step` returns; bookkeeping that the
+        action does not depend on (scoring the previous step, recording it) belongs
+        here, so that it never delays a reaction.
+        """
+
     def on_pause(self) -> None:
         """The system paused; the next step follows a gap in time.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Mapping
 
 from ami.interaction.agent import Agent
@@ -21,6 +22,8 @@ class Interaction:
     def __init__(self, environment: Environment, agent: Agent) -> None:
         self.environment = environment
         self.agent = agent
+        self.acted_at = 0.0
+        """``time.perf_counter()`` when the last step's action was applied."""
 
     def setup(self) -> None:
         """Open the world first: an agent may need to know that it exists."""
@@ -28,13 +31,20 @@ class Interaction:
         self.agent.setup()
 
     def step(self) -> None:
-        """Observe, choose an action, apply it."""
+        """Observe, choose an action, apply it; then the agent's work that could wait.
+
+        :attr:`acted_at` is when the action went out: the agent's reaction time ends
+        there, and work after it (e.g. scoring the previous step) delays nothing the
+        world sees.
+        """
         observation = self.environment.observe()
         if self.environment.broke_continuity():
             self.agent.on_discontinuity()
             self.agent.collector.begin_segment()
         action = self.agent.step(observation)
         self.environment.affect(action)
+        self.acted_at = time.perf_counter()
+        self.agent.after_action()
 
     def on_pause(self) -> None:
         """Stop acting in the world before the agent is told."""

@@ -70,6 +70,7 @@ def build_layout(trainers: Sequence[str]) -> layout_pb2.Layout:
             chart=[
                 _chart("step interval (s)", r"inference/step_interval$"),
                 _chart("step time (s)", r"inference/step_time$"),
+                _chart("reaction time (s)", r"inference/reaction_time$"),
                 _chart("overruns", r"inference/overruns$"),
             ],
         ),
@@ -77,6 +78,10 @@ def build_layout(trainers: Sequence[str]) -> layout_pb2.Layout:
             title="coverage and reward",
             chart=[
                 _chart("cells visited", r"inference/world/cells_visited$"),
+                _chart(
+                    "noisy TV (screen in view, steps watching, channel switches)",
+                    r"inference/world/(screen_in_view|screen_steps|channel_switches)$",
+                ),
                 _chart("intrinsic reward", r"inference/intrinsic_reward$"),
                 _chart("extrinsic reward", r"inference/(.+/)?(extrinsic_)?reward$"),
                 _chart("episodes", r"inference/(.+/)?episode"),

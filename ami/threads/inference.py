@@ -120,6 +120,9 @@ class InferenceThread(BackgroundThread):
             # How late the step started against its deadline: the wake-up's own jitter.
             "inference/step_delay": delay,
             "inference/step_time": finished - started,
+            # Until the action was applied: what the world waits for (the rest is
+            # the agent's bookkeeping after it, Agent.after_action).
+            "inference/reaction_time": self.interaction.acted_at - started,
             "inference/overruns": float(self.overruns),
             "inference/pending_steps": float(self.collector.pending),
             "inference/dropped_steps": float(self.collector.dropped_total),

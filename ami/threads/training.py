@@ -2,14 +2,16 @@
 
 When no trainer is ready the thread blocks in :meth:`ThreadControl.wait` until the
 collector signals a new step (or a pause/shutdown arrives), so an idle system costs
-almost nothing. Inside a run, trainers reach a safe point between optimizer steps, so a
-pause is acknowledged within one step, not one run.
+almost nothing. Inside a run, trainers reach a safe point between optimizer steps and, in
+long steps, at every module inside them (:mod:`ami.trainers.safe_points`), so a pause is
+acknowledged within one module's forward or backward pass, not one run.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -138,9 +140,17 @@ class TrainingThread(BackgroundThread):
         """Models (both copies), trainers, buffers if asked for, the global generators.
 
         ``trained`` says whether there is anything to keep (a run that never trained
-        writes no checkpoint); ``non_finite`` names a parameter that is NaN or
-        infinite, which no checkpoint may hold.
+        writes no checkpoint); ``non_finite`` names a parameter that is NaN or infinite,
+        which no checkpoint may hold. A save answered while parked at a safe point inside
+        an optimizer step describes the moment that step began
+        (:mod:`ami.trainers.safe_points`).
         """
+        with ExitStack() as stack:
+            for trainer in self.trainers.values():  # parked inside a step: as of its start
+                stack.enter_context(trainer.as_of_step_start())
+            return self._state()
+
+    def _state(self) -> dict[str, Any]:
         models = self.models.state_dict()
         scaler = _grad_scaler(self.fabric)
         return {

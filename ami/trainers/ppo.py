@@ -206,8 +206,12 @@ class PPOTrainer(Trainer):
     def sample(self) -> dict[str, torch.Tensor]:
         if not self._minibatches:
             raise RuntimeError(f"trainer {self.name}: no minibatch left; on_run_start not run")
-        index = self._minibatches.popleft().to(self.fabric.device)
+        index = self._minibatches[0].to(self.fabric.device)  # removed once the step is done
         return {key: value[index] for key, value in self._rollout.items()}
+
+    @override
+    def on_step_end(self) -> None:
+        self._minibatches.popleft()
 
     @override
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:

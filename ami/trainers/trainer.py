@@ -18,7 +18,8 @@ import logging
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -33,6 +34,12 @@ from ami.models.gate import ModelGate
 from ami.models.optimizer_binding import BoundOptimizer
 from ami.system.control import ThreadControl
 from ami.trainers.loss_tracking import LossTracker
+from ami.trainers.safe_points import (
+    INNER_SAFE_POINTS_AFTER,
+    StepInterrupted,
+    StepStart,
+    safe_points_in,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +106,11 @@ class Trainer(ABC):
         """Optimizer steps done in the run under way (0 between runs)."""
         self._restore_flags: dict[str, list[bool]] = {}
         """During a run: the ``requires_grad`` flags of the read models, frozen meanwhile."""
+        self.inner_safe_points_after = INNER_SAFE_POINTS_AFTER
+        """Seconds a step must take for the next to have safe points inside it
+        (:mod:`ami.trainers.safe_points`); 0 always, ``math.inf`` never."""
+        self._last_step_seconds = math.inf  # the first step has them: its length is unknown
+        self._step_start: StepStart | None = None
 
     def bind(
         self,
@@ -213,6 +225,25 @@ class Trainer(ABC):
             for name, flags in state["restore_flags"].items()
         }
 
+    @contextmanager
+    def as_of_step_start(self) -> Iterator[None]:
+        """Within: the state as it was when the step under way began (for a checkpoint).
+
+        A thread parked at a safe point inside a step has drawn its batch and noise but
+        changed nothing else; with the generators wound back, a checkpoint describes the
+        step's start, and a run resumed from it redoes the step exactly.
+        """
+        with self._step_start.restored() if self._step_start is not None else nullcontext():
+            yield
+
+    def step_generators(self) -> list[torch.Generator]:
+        """The generators besides the process-wide ones that an optimizer step draws from.
+
+        The buffer's sampler by default; a trainer drawing noise from a generator of its
+        own during a step adds it, so that a step interrupted midway can be redone.
+        """
+        return [self.buffer.generator]
+
     def forget_data_marks(self) -> None:
         """The buffers start empty (a checkpoint without them): count new data from zero."""
         self._mark = 0
@@ -285,7 +316,11 @@ class Trainer(ABC):
                 if not self.control.manage_loop():
                     completed = False
                     break
-                self._optimizer_step()
+                try:
+                    self._optimizer_step()
+                except StepInterrupted:
+                    completed = False
+                    break
                 self._in_run += 1
         finally:
             for name, module in frozen.items():
@@ -306,13 +341,32 @@ class Trainer(ABC):
     def on_run_end(self) -> None:
         """Called after each completed run and publication (e.g. to log images)."""
 
+    def on_step_end(self) -> None:
+        """Called after each optimizer step, once its batch is spent.
+
+        A step's batch must stay available until here (a step abandoned at a safe point
+        is redone with the same batch): a trainer that hands out prepared batches (PPO's
+        minibatches) removes the used one now, not when :meth:`sample` returns it.
+        """
+
     def _optimizer_step(self) -> None:
         started = time.perf_counter()
-        batch = self.sample()
-        with self.fabric.autocast():
-            losses = self.compute_loss(batch)
-        loss = losses["loss"]
-        self.fabric.backward(loss)
+        inner = self._last_step_seconds >= self.inner_safe_points_after
+        self._step_start = StepStart(self.step_generators()) if inner else None
+        try:
+            with safe_points_in(self.control, self._step_modules()) if inner else nullcontext():
+                batch = self.sample()
+                with self.fabric.autocast():
+                    losses = self.compute_loss(batch)
+                loss = losses["loss"]
+                self.fabric.backward(loss)
+        except StepInterrupted:
+            self.optimizer.zero_grad(set_to_none=True)
+            assert self._step_start is not None
+            self._step_start.restore()  # as if the step had never begun
+            raise
+        finally:
+            self._step_start = None
         grad_norm = self._clip_gradients()
         if math.isfinite(grad_norm) or self.fabric.strategy.precision.precision == "16-mixed":
             # 16-mixed: the gradient scaler skips non-finite steps itself.
@@ -326,7 +380,9 @@ class Trainer(ABC):
         self.optimizer.zero_grad(set_to_none=True)
         self.models.count_steps(self.trains)
         self.global_step += 1
+        self.on_step_end()
         elapsed = time.perf_counter() - started
+        self._last_step_seconds = elapsed
         values = {f"training/{self.name}/{key}": float(v.detach()) for key, v in losses.items()}
         values[f"training/{self.name}/grad_norm"] = grad_norm
         values[f"training/{self.name}/learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
@@ -335,6 +391,10 @@ class Trainer(ABC):
         )
         self.metrics.scalars(values, self.global_step)
         self.losses.add(values[f"training/{self.name}/loss"])
+
+    def _step_modules(self) -> list[nn.Module]:
+        """The training copies a step runs: those it trains and those it reads."""
+        return [self.models.training_module(name) for name in [*self.trains, *self.reads]]
 
     def _clip_gradients(self) -> float:
         # Fabric clips every parameter of the optimizer (all trained models); the module

@@ -38,6 +38,13 @@ def make_agent(models: ModelGate, action_repeat: int = 1) -> tuple[CuriosityAgen
     return agent, collector
 
 
+def act(agent: CuriosityAgent, observation: torch.Tensor) -> torch.Tensor:
+    """One tick as the runtime runs it: the step, then the work after the action."""
+    action = agent.step(observation)
+    agent.after_action()
+    return action
+
+
 def frame(seed: int) -> torch.Tensor:
     return torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(seed))
 
@@ -45,7 +52,7 @@ def frame(seed: int) -> torch.Tensor:
 def test_actions_have_one_valid_choice_per_category() -> None:
     agent, _ = make_agent(small_models())
     for t in range(20):
-        action = agent.step(frame(t))
+        action = act(agent, frame(t))
         assert action.shape == (5,) and action.dtype == torch.long
         assert (action >= 0).all() and (action < torch.tensor(CHOICES)).all()
 
@@ -54,9 +61,9 @@ def test_records_arrive_one_step_late_carrying_their_own_transition() -> None:
     models = small_models()
     agent, collector = make_agent(models)
     frames = [frame(t) for t in range(4)]
-    actions = [agent.step(frames[0])]
+    actions = [act(agent, frames[0])]
     assert collector.pending == 0, "the first step's reward needs the next observation"
-    actions += [agent.step(f) for f in frames[1:]]
+    actions += [act(agent, f) for f in frames[1:]]
     records = list(collector.take())
     assert len(records) == 3
     shapes = {
@@ -94,7 +101,7 @@ def test_recorded_steps_train_through_a_buffer_despite_inference_mode() -> None:
     models = small_models()
     agent, collector = make_agent(models)
     for t in range(6):
-        agent.step(frame(t))
+        act(agent, frame(t))
     buffer = SequentialBuffer(capacity=8)
     buffer.extend(collector.take())
     batch = buffer.sample(4)
@@ -135,9 +142,9 @@ def test_a_surprising_transition_earns_more_reward_than_a_familiar_one() -> None
     train_dynamics_on(models, familiar)
     agent, collector = make_agent(models)
     for _ in range(6):
-        agent.step(familiar)
-    agent.step(novel)
-    agent.step(novel)
+        act(agent, familiar)
+    act(agent, novel)
+    act(agent, novel)
     rewards = [float(record["reward"]) for record in collector.take()]
     familiar_rewards, surprise = rewards[:5], rewards[5]
     assert max(familiar_rewards) * 10 < surprise, rewards
@@ -145,9 +152,9 @@ def test_a_surprising_transition_earns_more_reward_than_a_familiar_one() -> None
 
 def test_metrics_report_reward_value_and_entropy_per_category() -> None:
     agent, _ = make_agent(small_models())
-    agent.step(frame(0))
+    act(agent, frame(0))
     assert "intrinsic_reward" not in agent.metrics(), "no transition yet"
-    agent.step(frame(1))
+    act(agent, frame(1))
     metrics = agent.metrics()
     assert set(metrics) == {
         "intrinsic_reward",
@@ -163,16 +170,16 @@ def test_metrics_report_reward_value_and_entropy_per_category() -> None:
 
 def test_no_reward_is_computed_across_a_pause() -> None:
     agent, collector = make_agent(small_models())
-    agent.step(frame(0))
-    agent.step(frame(1))
+    act(agent, frame(0))
+    act(agent, frame(1))
     assert collector.pending == 1
     agent.on_pause()
     agent.on_resume()
-    agent.step(frame(2))
+    act(agent, frame(2))
     assert collector.pending == 1, "the record spanning the pause was dropped"
     assert "intrinsic_reward" not in agent.metrics()
     assert agent.metrics()["discarded_records"] == 1.0, "and counted"
-    agent.step(frame(3))
+    act(agent, frame(3))
     records = list(collector.take())
     assert len(records) == 2
     assert torch.equal(records[1]["observation"], frame(2))
@@ -180,7 +187,7 @@ def test_no_reward_is_computed_across_a_pause() -> None:
 
 def test_action_repeat_holds_choices_and_flags_the_decisions() -> None:
     agent, collector = make_agent(small_models(), action_repeat=3)
-    actions = [agent.step(frame(t)) for t in range(10)]
+    actions = [act(agent, frame(t)) for t in range(10)]
     for start in (0, 3, 6):
         assert all(torch.equal(actions[start], a) for a in actions[start : start + 3])
     decisions = [bool(record["decision"]) for record in collector.take()]
@@ -201,21 +208,61 @@ def test_action_names_must_match_the_policy() -> None:
     agent.bind(models.inference, StepCollector())
     agent.setup()
     with pytest.raises(ValueError, match="2 categories"):
-        agent.step(frame(0))
+        act(agent, frame(0))
 
 
 def test_reward_after_an_encoder_sync_compares_latents_of_the_new_encoder() -> None:
     models = small_models()
     agent, collector = make_agent(models)
     first, second = frame(1), frame(2)
-    agent.step(first)
+    act(agent, first)
     with models.inference.snapshot() as snapshot:
         hidden_before = snapshot["dynamics"].initial_hidden(1)
     with torch.no_grad():
         for param in models.training_module("encoder").parameters():
             param.mul_(5.0)  # a very different latent space
     models.publish(["encoder"])
-    agent.step(second)
+    act(agent, second)
+    (record,) = list(collector.take())
+    with models.inference.snapshot() as snapshot:
+        new = snapshot["encoder"]
+        predicted, _ = snapshot["dynamics"](new(first[None]), record["action"][None], hidden_before)
+        expected = (predicted - new(second[None])).square().mean()
+    torch.testing.assert_close(record["reward"], expected)
+
+
+def test_the_previous_step_is_scored_only_once_the_action_is_out() -> None:
+    """Scoring may re-encode (after a publication): the world must not wait for it."""
+    models = small_models()
+    agent, collector = make_agent(models)
+    act(agent, frame(1))
+    with torch.no_grad():
+        for param in models.training_module("encoder").parameters():
+            param.mul_(5.0)
+    models.publish(["encoder"])
+    agent.step(frame(2))
+    assert collector.pending == 0, "the action came back before any scoring"
+    assert "intrinsic_reward" not in agent.metrics()
+    agent.after_action()
+    assert collector.pending == 1
+    assert "intrinsic_reward" in agent.metrics()
+
+
+def test_a_reward_whose_step_saw_another_publication_is_scored_in_the_newest_space() -> None:
+    models = small_models()
+    agent, collector = make_agent(models)
+    first, second = frame(1), frame(2)
+    act(agent, first)
+    with models.inference.snapshot() as snapshot:
+        hidden_before = snapshot["dynamics"].initial_hidden(1)
+    for factor in (5.0, 0.5):  # one publication before the step, one between it and scoring
+        with torch.no_grad():
+            for param in models.training_module("encoder").parameters():
+                param.mul_(factor)
+        models.publish(["encoder"])
+        if factor == 5.0:
+            agent.step(second)
+    agent.after_action()
     (record,) = list(collector.take())
     with models.inference.snapshot() as snapshot:
         new = snapshot["encoder"]
@@ -227,10 +274,10 @@ def test_reward_after_an_encoder_sync_compares_latents_of_the_new_encoder() -> N
 def test_a_jump_of_the_world_discards_the_pending_record_and_starts_memory_afresh() -> None:
     agent, collector = make_agent(small_models())
     for t in range(3):
-        agent.step(frame(t))
+        act(agent, frame(t))
     assert collector.pending == 2
     agent.on_discontinuity()
     assert torch.equal(agent._hidden, torch.zeros(1, 16)), "a new world needs a new memory"
-    agent.step(frame(10))
+    act(agent, frame(10))
     assert collector.pending == 2, "no record spans the jump"
     assert agent.metrics()["discarded_records"] == 1.0

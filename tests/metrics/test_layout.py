@@ -50,6 +50,11 @@ def test_the_page_opens_on_losses_then_timing_coverage_and_resources() -> None:
         ("training/policy/rollout/explained_variance", ["rollout statistics (PPO)"]),
         ("inference/step_interval", ["step interval (s)"]),
         ("inference/step_time", ["step time (s)"]),
+        ("inference/reaction_time", ["reaction time (s)"]),
+        (
+            "inference/world/screen_in_view",
+            ["noisy TV (screen in view, steps watching, channel switches)"],
+        ),
         ("inference/overruns", ["overruns"]),
         ("inference/overruns_total", []),
         ("inference/world/cells_visited", ["cells visited"]),

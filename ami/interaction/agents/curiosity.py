@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -22,6 +23,24 @@ def _on(model: InferenceModel, *tensors: torch.Tensor) -> list[torch.Tensor]:
     # The agent keeps its state on the CPU; each model gets its inputs where it lives.
     device = model.device
     return [tensor.to(device) for tensor in tensors]
+
+
+@dataclass(frozen=True)
+class _Due:
+    """A recorded step waiting for its reward: what it predicted, and what came."""
+
+    previous: dict[str, torch.Tensor]
+    """The previous step's record."""
+    prediction: torch.Tensor
+    """Its prediction of the latent that came next."""
+    predicted_with: int
+    """The encoder version that prediction's latent space is."""
+    observation: torch.Tensor
+    """What came next: this step's observation."""
+    latent: torch.Tensor
+    """The observation encoded."""
+    encoded_with: int
+    """By this encoder version."""
 
 
 class CuriosityAgent(Agent):
@@ -85,6 +104,7 @@ class CuriosityAgent(Agent):
         self._prediction: torch.Tensor | None = None
         self._prediction_version = 0
         self._discarded = 0
+        self._due: _Due | None = None
         self._restored: dict[str, Any] = {}
         self._metrics: dict[str, float] = {}
 
@@ -175,11 +195,15 @@ class CuriosityAgent(Agent):
         latent = self._encode(encoder, observation)
         self._metrics.pop("intrinsic_reward", None)
         if self._prediction is not None and self._pending is not None:
-            if encoder.version != self._prediction_version:
-                self._predict_again(encoder, dynamics, self._pending)
-            reward = (self._prediction - latent).float().square().mean()
-            self.collector.append({**self._pending, "reward": reward})
-            self._metrics["intrinsic_reward"] = float(reward)
+            # Scored in after_action, once the action is out.
+            self._due = _Due(
+                self._pending,
+                self._prediction,
+                self._prediction_version,
+                observation,
+                latent,
+                encoder.version,
+            )
         self._metrics["discarded_records"] = float(self._discarded)
         logits, value = policy(*_on(policy, latent, self._hidden))
         distribution = MultiCategorical([part.float().cpu() for part in logits])
@@ -204,19 +228,40 @@ class CuriosityAgent(Agent):
         self._record_metrics(distribution, float(value[0]))
         return self._action
 
+    @override
+    def after_action(self) -> None:
+        """Score the previous step by how wrong its prediction was, and record it.
+
+        Both latents must come from one encoder version; otherwise the reward would
+        compare two latent spaces: a spike after every representation run that has
+        nothing to do with novelty. After a publication (a few percent of steps) this
+        means encoding again, which is why it waits until the action is out.
+        """
+        due, self._due = self._due, None
+        if due is None:
+            return
+        prediction, latent = due.prediction, due.latent
+        if due.predicted_with != due.encoded_with:
+            names = self.model_names
+            with torch.inference_mode(), self.models.snapshot() as models:
+                encoder, dynamics = models[names["encoder"]], models[names["dynamics"]]
+                if encoder.version != due.encoded_with:  # published again since the step
+                    latent = self._encode(encoder, due.observation)
+                prediction = self._predict_again(encoder, dynamics, due.previous)
+        reward = (prediction - latent).float().square().mean()
+        self.collector.append({**due.previous, "reward": reward})
+        self._metrics["intrinsic_reward"] = float(reward)
+
     def _predict_again(
         self, encoder: InferenceModel, dynamics: InferenceModel, pending: Mapping[str, torch.Tensor]
-    ) -> None:
-        """Redo the last prediction in the latent space of an encoder published since.
-
-        Otherwise the reward would compare latents of two encoder versions: a spike
-        after every representation run that has nothing to do with novelty.
-        """
+    ) -> torch.Tensor:
+        """The last prediction redone in the latent space of an encoder published since."""
         previous = self._encode(encoder, pending["observation"])
         prediction, _ = dynamics(
             *_on(dynamics, previous, pending["action"][None], pending["hidden"][None])
         )
-        self._prediction = prediction.float().cpu()
+        redone: torch.Tensor = prediction.float().cpu()
+        return redone
 
     @staticmethod
     def _encode(encoder: InferenceModel, observation: torch.Tensor) -> torch.Tensor:
