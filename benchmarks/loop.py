@@ -57,7 +57,9 @@ Prints one JSON line per run (``--runs N``):
   is p50 <= 0.1, p99 <= 1.0, max <= 2.5 ms over 5 minutes with training on;
 - ``step_ms_{p50,p99}`` and their ratio ``step_ms_p99_over_p50``: the agent's own step
   (a ratio well above 1 means training slows the step itself, not only its start);
-  ``step_ms_{p50,p99}_no_training``: the same in phase 2, the spread of the agent's
+  ``reaction_ms_{p50,p99}`` and ``reaction_ms_p99_over_p50``: the part of the step
+  until its action was applied (``inference/reaction_time``), what the world waits for;
+  ``step_ms_{p50,p99}_no_training``: the step in phase 2, the spread of the agent's
   own work (e.g. steps that choose a new action against steps that hold one);
 - ``train_steps_per_s`` (beside the agent), ``standalone_steps_per_s``, and
   ``train_fraction``, their ratio (goal >= 0.92);
@@ -333,6 +335,8 @@ class Phase:
 
     delays_ms: list[float]
     step_ms: list[float]
+    reaction_ms: list[float]
+    """From each step's start until its action was applied (empty for older checkouts)."""
     train_steps: dict[str, int]
     """Optimizer steps taken in the window, by trainer."""
     seconds: float
@@ -363,6 +367,7 @@ class Phase:
         return Phase(
             delays_ms=[value for phase in rounds for value in phase.delays_ms],
             step_ms=[value for phase in rounds for value in phase.step_ms],
+            reaction_ms=[value for phase in rounds for value in phase.reaction_ms],
             train_steps={n: sum(p.train_steps.get(n, 0) for p in rounds) for n in names},
             seconds=sum(phase.seconds for phase in rounds),
             overruns=sum(phase.overruns for phase in rounds),
@@ -440,6 +445,11 @@ def run_phase(main: MainThread, folder: Path, supported: bool, warmup: float) ->
     return Phase(
         delays_ms=[e.value * 1e3 for e in after("inference/step_delay")],
         step_ms=[e.value * 1e3 for e in after("inference/step_time")],
+        reaction_ms=(
+            [e.value * 1e3 for e in after("inference/reaction_time")]
+            if "inference/reaction_time" in tags
+            else []
+        ),
         train_steps=train_steps,
         seconds=max(end - start, 1e-9),
         overruns=int(getattr(threads.get("inference"), "overruns", 0)),
@@ -540,6 +550,7 @@ def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
 
     deviation, quiet_deviation = milliseconds(both.delays_ms), milliseconds(quiet.delays_ms)
     step, quiet_step = milliseconds(both.step_ms), milliseconds(quiet.step_ms)
+    reaction = milliseconds(both.reaction_ms)
     rates = both.steps_per_s()
     train_rate = sum(rates.values()) if rates else None
     standalone_rate = standalone.steps_per_s().get(TRAINER) if standalone is not None else None
@@ -561,6 +572,13 @@ def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
         "step_ms_p50": step["p50"],
         "step_ms_p99": step["p99"],
         "step_ms_p99_over_p50": ratio,
+        "reaction_ms_p50": reaction["p50"],
+        "reaction_ms_p99": reaction["p99"],
+        "reaction_ms_p99_over_p50": (
+            round(reaction["p99"] / reaction["p50"], 2)
+            if reaction["p50"] and reaction["p99"] is not None
+            else None
+        ),
         "step_ms_p50_no_training": quiet_step["p50"],
         "step_ms_p99_no_training": quiet_step["p99"],
         "train_steps_per_s": round(train_rate, 2) if train_rate is not None else None,
