@@ -29,6 +29,7 @@ from lightning_fabric import Fabric
 from omegaconf import DictConfig, OmegaConf
 
 import ami.hydra_setup  # noqa: F401  (resolvers and schema, before composition)
+from ami.config_checks import positive_number
 from ami.config_text import redacted_override, redacted_yaml, scrub_hydra_records
 from ami.data.buffer import DataBuffer
 from ami.data.collector import StepCollector
@@ -37,6 +38,7 @@ from ami.experiment_checks import (
     check_buffer_dtypes,
     check_checkpoint_settings,
     check_trainers,
+    check_world,
 )
 from ami.interaction.agent import Agent
 from ami.interaction.environment import Environment
@@ -168,7 +170,8 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
 
     models = _make_models(cfg)
     models.to(fabric.device)
-    buffers = _make_buffers(cfg)
+    configured_buffers = _make_buffers(cfg)
+    buffers = {name: buffer for name, (_, buffer) in configured_buffers.items()}
     collector: StepCollector = instantiate(cfg.threads.collector)
 
     agent: Agent = instantiate(cfg.agent.agent)
@@ -177,6 +180,8 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
     interaction = Interaction(environment, agent)
     trainers = _make_trainers(cfg)
     check_trainers(trainers, models.names, buffers)
+    time_scale = positive_number("time_scale", cfg.get("time_scale", 1.0))
+    check_world(environment, agent, trainers, configured_buffers, time_scale)
 
     tensorboard_dir = output_dir / "tensorboard"
     # Partial configs: the live objects are passed in Python, not merged into configs.
@@ -185,6 +190,7 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
         collector=collector,
         tensorboard_dir=tensorboard_dir,
         models=models.inference,
+        time_scale=time_scale,
     )
     training: TrainingThread = instantiate(cfg.threads.training)(
         collector=collector,
@@ -274,12 +280,13 @@ def _make_models(cfg: DictConfig) -> ModelGate:
         raise ConfigError(f"model.models: {error}") from None
 
 
-def _make_buffers(cfg: DictConfig) -> dict[str, DataBuffer]:
+def _make_buffers(cfg: DictConfig) -> dict[str, tuple[str, DataBuffer]]:
+    """Buffer name -> (its config key, the buffer)."""
     nodes = {
         "buffer": cfg.buffer,
         **{f"agent.buffers.{name}": node for name, node in _section(cfg, "agent.buffers").items()},
     }
-    buffers: dict[str, DataBuffer] = {}
+    buffers: dict[str, tuple[str, DataBuffer]] = {}
     for path, node in nodes.items():
         check_buffer_dtypes(path, node)
         buffer: DataBuffer = instantiate(node)
@@ -288,15 +295,16 @@ def _make_buffers(cfg: DictConfig) -> dict[str, DataBuffer]:
                 f"two buffers are named {buffer.shared_name!r} (buffer and agent.buffers); "
                 "give each a distinct name"
             )
-        buffers[buffer.shared_name] = buffer
+        buffers[buffer.shared_name] = (path, buffer)
     return buffers
 
 
 def _make_environment(cfg: DictConfig) -> Environment:
     environment: Environment = instantiate(cfg.interaction.environment)
     accepted = environment.action_choices
-    configured = tuple(int(count) for count in cfg.interaction.action_choices)
-    if accepted is not None and configured != accepted:
+    choices = cfg.interaction.get("action_choices")  # null: the world's own space decides
+    configured = None if choices is None else tuple(int(count) for count in choices)
+    if accepted is not None and configured is not None and configured != accepted:
         raise ConfigError(
             f"interaction.action_choices={list(configured)}, but "
             f"{type(environment).__name__} takes actions with choices {list(accepted)}"

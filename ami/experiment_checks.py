@@ -19,6 +19,9 @@ from ami.checkpoints.store import validate_keep_last
 from ami.config_checks import positive_number
 from ami.data.buffer import DataBuffer
 from ami.data.dtypes import check_storable, storage_dtype
+from ami.interaction.agent import Agent
+from ami.interaction.environment import Environment
+from ami.interaction.spaces import IMAGE, check_modality_names, describe
 from ami.trainers.trainer import Trainer
 
 
@@ -27,23 +30,26 @@ class ConfigError(ValueError):
 
 
 OBSERVATION_DTYPE = torch.float32
-"""What every world observes (see :class:`~ami.interaction.Environment`)."""
+"""What a camera observes (see :class:`~ami.interaction.Environment`)."""
 
 
 def check_buffer_dtypes(path: str, node: DictConfig) -> None:
     """Raise unless each ``<path>.dtypes.<key>`` names a storage dtype that fits the key.
 
-    Only the observations' dtype is known before the first step; it is checked here so
-    that ``buffer.dtypes.observation=int16`` fails at launch, not after start.
+    The camera's dtype is known before anything is built; it is checked here so that
+    ``buffer.dtypes.image=int16`` fails at once (:func:`check_world` checks every
+    modality the world declares, once the world exists).
     """
     dtypes: Any = node.get("dtypes")
     if not dtypes:
         return
     for key, name in dtypes.items():
+        if name is None:  # null: the key's own dtype
+            continue
         full_key = f"{path}.dtypes.{key}"
         try:
             dtype = storage_dtype(full_key, name)
-            if key == "observation":
+            if key == IMAGE:
                 check_storable(full_key, dtype, OBSERVATION_DTYPE)
         except ValueError as error:
             raise ConfigError(str(error)) from None
@@ -67,6 +73,65 @@ def check_trainers(
         except (KeyError, TypeError, ValueError) as error:
             message = error.args[0] if isinstance(error, KeyError) else str(error)
             raise ConfigError(f"{key}: {message}") from None
+
+
+def check_world(
+    environment: Environment,
+    agent: Agent,
+    trainers: Mapping[str, tuple[str, Trainer]],
+    buffers: Mapping[str, tuple[str, DataBuffer]],
+    time_scale: float = 1.0,
+) -> None:
+    """Raise unless the agent, the trainers, the buffers and ``time_scale`` fit the world.
+
+    Args:
+        environment: The world, wrappers included.
+        agent: The agent; it takes the world's action space here, or refuses it.
+        trainers: Trainer name -> (its config key, the trainer).
+        buffers: Buffer name -> (its config key, the buffer).
+        time_scale: The run's ``time_scale``.
+    """
+    world = type(environment).__name__
+    space = environment.observation_space()
+    if time_scale != 1 and not environment.time_scalable:
+        raise ConfigError(
+            f"time_scale={time_scale:g}: {world} runs on real time and cannot be sped up or "
+            "slowed down; use time_scale=1 (worlds that follow their steps, such as "
+            "interaction=sim, interaction=video or interaction=gym, can)"
+        )
+    try:
+        check_modality_names(list(space), world)
+        agent.fit_action_space(environment.action_space())
+    except ValueError as error:
+        raise ConfigError(f"agent.agent: {error}") from None
+    observed = f"{world} observes {describe(space)}"
+    for modality in agent.modalities:
+        if modality not in space:
+            raise ConfigError(f"agent.agent.modality={modality!r}, but {observed}")
+    for key, buffer in buffers.values():
+        keys = buffer.configured_keys or []
+        if "observation" in keys and "observation" not in space:
+            raise ConfigError(
+                f"{key}.keys names 'observation': observations are stored per modality "
+                f"now, under the modality's name ({sorted(space)}), e.g. keys: [image, action]"
+            )
+        for name, dtype in buffer.configured_dtypes.items():
+            if name in space:
+                try:
+                    check_storable(f"{key}.dtypes.{name}", dtype, space[name].dtype)
+                except ValueError as error:
+                    raise ConfigError(str(error)) from None
+    stored = {buffer.shared_name: buffer.configured_keys for _, buffer in buffers.values()}
+    for key, trainer in trainers.values():
+        for modality in trainer.modalities:
+            if modality not in space:
+                raise ConfigError(f"{key}.modality={modality!r}, but {observed}")
+            kept = stored.get(trainer.buffer_name)
+            if kept is not None and modality not in kept:
+                raise ConfigError(
+                    f"{key}.modality={modality!r}, but its buffer {trainer.buffer_name!r} "
+                    f"stores only {kept}: add it to that buffer's keys"
+                )
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ class LaunchConfig:
     task_name: str = "default"
     seed: int = 0
     max_uptime: float | None = None
+    time_scale: float = 1.0
     resume_from: str | None = None
     optimized_metric: str | None = None
     paths: Any = None
@@ -77,8 +78,17 @@ def cores_per_job() -> int | None:
     return None
 
 
+def gym_config_value(field: str, environment: Any, modality: str | None = None) -> Any:
+    """``${ami.gym:...}``: see :func:`ami.interaction.worlds.gym.config_value` (imported on use)."""
+    from ami.interaction.worlds.gym import config_value
+
+    return config_value(field, environment, modality)
+
+
 def register() -> None:
-    """Register ``${ami.pid:}``, ``${ami.cores_per_job:}`` and ``launch_schema`` (idempotent).
+    """Register ``${ami.pid:}``, ``${ami.cores_per_job:}``, ``${ami.gym:}`` and ``launch_schema``.
+
+    Idempotent.
 
     The run directory ends with the process id: with the microsecond time stamp this
     keeps two launches in the same second (even the same microsecond) apart.
@@ -87,6 +97,8 @@ def register() -> None:
         OmegaConf.register_new_resolver("ami.pid", os.getpid, use_cache=True)
     if not OmegaConf.has_resolver("ami.cores_per_job"):
         OmegaConf.register_new_resolver("ami.cores_per_job", cores_per_job)
+    if not OmegaConf.has_resolver("ami.gym"):
+        OmegaConf.register_new_resolver("ami.gym", gym_config_value)
     ConfigStore.instance().store(name="launch_schema", node=LaunchConfig)
 
 

@@ -35,7 +35,7 @@ def copying_take(collector: StepCollector) -> list[Step]:
 
 
 def time_take(items: int, repeats: int, copy: bool) -> float:
-    step: Step = {"observation": torch.zeros(3, 84, 84), "action": torch.zeros(5)}
+    step: Step = {"image": torch.zeros(3, 84, 84), "action": torch.zeros(5)}
     samples = []
     for _ in range(repeats):
         collector = StepCollector(max_pending=None)

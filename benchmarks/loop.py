@@ -123,6 +123,7 @@ from typing_extensions import override
 from ami.data import SequentialBuffer, StepCollector
 from ami.interaction import Environment, Interaction
 from ami.interaction.agent import Agent
+from ami.interaction.spaces import IMAGE, Box, Observation, image_space
 from ami.metrics import EventWriter
 from ami.metrics.resources import ResourceMonitor
 from ami.models import ModelGate
@@ -162,10 +163,14 @@ class SquareWorld(Environment):
         self._y = self._x = (SIZE - SQUARE) // 2
 
     @override
-    def observe(self) -> torch.Tensor:
+    def observation_space(self) -> dict[str, Box]:
+        return image_space(SIZE, SIZE)
+
+    @override
+    def observe(self) -> Observation:
         frame = self._background.clone()  # a new tensor each step: the collector keeps it
         frame[:, self._y : self._y + SQUARE, self._x : self._x + SQUARE] = 1.0
-        return frame
+        return {IMAGE: frame}
 
     @override
     def affect(self, action: torch.Tensor) -> None:
@@ -199,11 +204,12 @@ class PolicyAgent(Agent):
         self._generator = torch.Generator().manual_seed(seed)
 
     @override
-    def step(self, observation: torch.Tensor) -> torch.Tensor:
+    def step(self, observation: Observation) -> torch.Tensor:
+        image = observation[IMAGE]
         with self.models.snapshot() as models:  # one generation for the whole step
-            logits = models["policy"](models["encoder"](observation[None]))
+            logits = models["policy"](models["encoder"](image[None]))
         action = torch.multinomial(logits.softmax(-1), 1, generator=self._generator)[0]
-        self.collector.append({"observation": observation, "action": action})
+        self.collector.append({IMAGE: image, "action": action})
         return action
 
 
@@ -229,7 +235,7 @@ def prefill(count: int) -> list[dict[str, torch.Tensor]]:
         observation = world.observe()
         action = torch.randint(len(MOVES), (1,), generator=generator)
         world.affect(action)
-        steps.append({"observation": observation, "action": action})
+        steps.append({IMAGE: observation[IMAGE], "action": action})
     return steps
 
 

@@ -54,7 +54,7 @@ def main() -> None:
     choices = list(cfg.interaction.action_choices)
     buffer.extend(
         {
-            "observation": torch.rand(3, height, width),
+            "image": torch.rand(3, height, width),
             "action": torch.tensor([int(torch.randint(c, ())) for c in choices]),
         }
         for _ in range(512)

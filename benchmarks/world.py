@@ -1,6 +1,7 @@
 """Cost of one simulated-world step (act + render + to tensor), on one CPU thread.
 
     python benchmarks/world.py [--frames 1000] [--sizes 64 84 128 256] [--noisy-tv on|facing]
+                               [--audio on]
 
 Prints one JSON line per world and frame size, e.g.
 ``{"world": "sim", "size": 84, "ms_per_frame": 0.7, "frames": 1000}``. The agent's
@@ -12,6 +13,12 @@ a fresh picture every step, painted only when the screen is in view, which on a 
 walk is seldom. ``--noisy-tv facing`` puts the agent back in front of it, the screen
 filling about half the frame, before every frame: the cost of watching it. Either adds
 ``"noisy_tv"`` to each line.
+
+``--audio on`` builds the direct sim with its sound (``interaction.audio.enabled``, the
+config's defaults: 16 kHz stereo, a 64-band spectrogram of the last 0.5 s, 0.1 s of sound
+per step): each frame then also synthesises a step of sound and computes the
+spectrogram. It adds ``"audio": "on"`` to each line and skips ``sim_osc``, which has no
+sound; the cost of audio is the difference to a run without it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import torch
 from ami.interaction.environment import Environment
 from ami.interaction.io.actions import ACTION_CHOICES
 from ami.interaction.worlds.sim import SimEnvironment, SimOscEnvironment, SimWorld
+from ami.interaction.worlds.sim.sound import SimSound
 
 WARM_UP = 50
 FACING_THE_SCREEN = (12.5, 5.5, 270.0)
@@ -66,14 +74,17 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1000)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 84, 128, 256])
     parser.add_argument("--noisy-tv", choices=["off", "on", "facing"], default="off")
+    parser.add_argument("--audio", choices=["off", "on"], default="off")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     runs: list[tuple[str, int]] = [("sim", size) for size in args.sizes]
-    runs.append(("sim_osc", 84))
+    if args.audio == "off":
+        runs.append(("sim_osc", 84))
     for world, size in runs:
         sim = SimWorld(width=size, height=size, seed=0, noisy_tv=args.noisy_tv != "off")
-        env = SimEnvironment(sim) if world == "sim" else SimOscEnvironment(sim)
+        sound = SimSound(seed=0) if args.audio == "on" else None
+        env = SimEnvironment(sim, audio=sound) if world == "sim" else SimOscEnvironment(sim)
         ms = measure(env, args.frames, sim if args.noisy_tv == "facing" else None)
         line: dict[str, object] = {
             "world": world,
@@ -83,6 +94,8 @@ def main() -> None:
         }
         if args.noisy_tv != "off":
             line["noisy_tv"] = args.noisy_tv
+        if args.audio != "off":
+            line["audio"] = args.audio
         print(json.dumps(line), flush=True)
 
 

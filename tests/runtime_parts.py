@@ -21,6 +21,7 @@ from ami.checkpoints.saving import Saver
 from ami.data import SequentialBuffer, StepCollector
 from ami.interaction import Environment, Interaction
 from ami.interaction.agents import RandomAgent
+from ami.interaction.spaces import Box, Observation, image_space
 from ami.models import ModelGate
 from ami.resume import Resumed, restore
 from ami.system import SystemControl
@@ -58,7 +59,10 @@ class ScriptedWorld(Environment):
     def teardown(self) -> None:
         self._record("teardown")
 
-    def observe(self) -> torch.Tensor:
+    def observation_space(self) -> dict[str, Box]:
+        return image_space(4, 4)
+
+    def observe(self) -> Observation:
         self.step_times.append(time.perf_counter())
         self.steps += 1
         self.thread_names.update(t.name for t in threading.enumerate())
@@ -66,7 +70,7 @@ class ScriptedWorld(Environment):
             raise RuntimeError(f"world broke at step {self.steps} (scripted)")
         if self.work is not None:
             time.sleep(self.work(self.steps))
-        return torch.full((3, 4, 4), (self.steps % 10) / 10)
+        return {"image": torch.full((3, 4, 4), (self.steps % 10) / 10)}
 
     def affect(self, action: torch.Tensor) -> None:
         self.actions.append(action)
@@ -97,7 +101,7 @@ class BrightnessTrainer(Trainer):
             raise RuntimeError("trainer broke (scripted)")
         if self.step_seconds:
             time.sleep(self.step_seconds)
-        observation = batch["observation"].flatten(1)
+        observation = batch["image"].flatten(1)
         prediction = self.module("brightness")(observation).squeeze(-1)
         loss = (prediction - observation.mean(dim=1)).pow(2).mean()
         return {"loss": loss}

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.usefixtures("keep_main_thread_name")
 
 CASES = [
     # (overrides, text the error must contain)
-    ("buffer.dtypes.observation=int7", "buffer.dtypes.observation='int7' is not a storage dtype"),
-    ("buffer.dtypes.observation=int16", "buffer.dtypes.observation=int16 cannot store"),
+    ("buffer.dtypes.image=int7", "buffer.dtypes.image='int7' is not a storage dtype"),
+    ("buffer.dtypes.image=int16", "buffer.dtypes.image=int16 cannot store"),
     ("+agent.buffers.trajectory.dtypes.latent=float99", "agent.buffers.trajectory.dtypes.latent"),
     ("buffer.capacity=-1", "capacity=-1"),
     ("interaction.height=8", "interaction.height=8: an image side of 8 is too small"),

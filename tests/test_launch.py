@@ -229,8 +229,8 @@ def test_a_failing_thread_makes_the_run_exit_nonzero(tmp_path: Path) -> None:
             "model.trainers.representation.encoder=no_such_model",
             "model.trainers.representation: trainer representation: trains=['no_such_model']",
         ),
-        ("buffer.dtypes.observation=int7", "buffer.dtypes.observation='int7' is not a storage"),
-        ("buffer.dtypes.observation=int16", "buffer.dtypes.observation=int16 cannot store"),
+        ("buffer.dtypes.image=int7", "buffer.dtypes.image='int7' is not a storage"),
+        ("buffer.dtypes.image=int16", "buffer.dtypes.image=int16 cannot store"),
         ("resume_from=/no/such/run", "resume_from='/no/such/run': no checkpoint there"),
     ],
 )

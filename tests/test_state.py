@@ -83,7 +83,7 @@ def test_the_sim_world_continues_exactly_after_a_round_trip() -> None:
     for _ in range(30):
         original.affect(action)
         copy.affect(action)
-        assert torch.equal(original.observe(), copy.observe())
+        assert torch.equal(original.observe()["image"], copy.observe()["image"])
     assert copy.metrics() == original.metrics()
 
 
@@ -99,13 +99,13 @@ def test_the_curious_agent_carries_on_its_memory_and_its_generator() -> None:
     original = agent()
     original.setup()
     for frame in frames[:5]:
-        original.step(frame)
+        original.step({"image": frame})
     copy = agent()
     copy.load_state_dict(snapshot(original.state_dict()))
     copy.setup()
     original.on_pause()  # a resume drops the pending record, as a pause does
     for frame in frames[5:]:
-        assert torch.equal(original.step(frame), copy.step(frame))
+        assert torch.equal(original.step({"image": frame}), copy.step({"image": frame}))
     assert original.metrics() == copy.metrics()
 
 

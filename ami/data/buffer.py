@@ -66,6 +66,16 @@ class DataBuffer(Owned, ABC):
         """Windows per length, until the next write: each optimizer step samples."""
         self._storage: TensorStorage
 
+    @property
+    def configured_keys(self) -> list[str] | None:
+        """The step keys this buffer stores (None: every key of the first step)."""
+        return None if self._keys is None else list(self._keys)
+
+    @property
+    def configured_dtypes(self) -> dict[str, torch.dtype]:
+        """Storage dtype per key where the config sets one."""
+        return dict(self._dtypes)
+
     def _make_storage(self, slots_shape: tuple[int, ...]) -> TensorStorage:
         """Storage with the configured keys and dtypes; subclasses choose the slot layout."""
         self._storage = TensorStorage(self.shared_name, slots_shape, self._keys, self._dtypes)

@@ -16,6 +16,7 @@ def parse_dtypes(name: str, dtypes: Mapping[str, str] | None) -> dict[str, torch
     return {
         str(key): storage_dtype(f"{name}: dtypes.{key}", dtype_name)
         for key, dtype_name in (dtypes or {}).items()
+        if dtype_name is not None  # null: the key's own dtype
     }
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 
 from ami.data.collector import StepCollector
+from ami.interaction.environment import NO_FEEDBACK, Feedback
+from ami.interaction.spaces import ActionSpace, Observation
 from ami.models.gate import InferenceModels
 
 
@@ -24,7 +26,7 @@ class Agent(ABC):
     calls comes from the same published generation::
 
         with self.models.snapshot() as m:
-            latent = m["encoder"](observation[None])
+            latent = m["encoder"](observation["image"][None])
     """
 
     models: InferenceModels
@@ -41,23 +43,37 @@ class Agent(ABC):
     def teardown(self) -> None:
         """Release what :meth:`setup` acquired."""
 
+    modalities: tuple[str, ...] = ()
+    """The observation entries this agent reads; the world must observe each."""
+
+    def fit_action_space(self, space: ActionSpace | None) -> None:
+        """Take the world's action space before the run starts, or refuse it.
+
+        Raises:
+            ValueError: This agent cannot drive ``space``; the message shows both.
+        """
+
     @abstractmethod
-    def step(self, observation: torch.Tensor) -> torch.Tensor:
+    def step(self, observation: Observation) -> torch.Tensor:
         """Choose the action for ``observation`` and record the step's data.
 
         Args:
-            observation: ``(C, H, W)`` float in ``[0, 1]``.
+            observation: Modality name -> tensor, as the world declared
+                (``observation["image"]``: ``(C, H, W)`` float in ``[0, 1]``).
 
         Returns:
-            int64 tensor, one choice index per action category.
+            The action: int64, one choice index per action category, or what the
+            world's action space declares.
         """
 
-    def after_action(self) -> None:
+    def after_action(self, feedback: Feedback = NO_FEEDBACK) -> None:
         """Work of this step that can wait until its action is out (the same tick).
 
         The world sees the action as soon as :meth:`step` returns; bookkeeping that the
         action does not depend on (scoring the previous step, recording it) belongs
-        here, so that it never delays a reaction.
+        here, so that it never delays a reaction. ``feedback`` is what the world said
+        about the action: its reward and whether an episode ended, for an agent that
+        wants them.
         """
 
     def on_pause(self) -> None:

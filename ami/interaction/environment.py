@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 import torch
+
+from ami.interaction.spaces import ActionSpace, Box, MultiDiscrete, Observation
 
 
 class WorldEnded(Exception):
@@ -18,22 +21,59 @@ class WorldEnded(Exception):
     """
 
 
+@dataclass(frozen=True)
+class Feedback:
+    """What the world says about the action just applied, besides the next observation.
+
+    Most worlds say nothing (the defaults). A task with a score (a Gymnasium
+    environment) gives a reward; one with episodes says when one ended: ``terminated``
+    (the task's own end: the pole fell) or ``truncated`` (a time limit). After an end
+    the world starts the next episode itself, and its next observation reports a
+    broken continuity, so no sequence spans two episodes.
+    """
+
+    reward: float | None = None
+    """Extrinsic reward for the action; None if the world has no such thing."""
+    terminated: bool = False
+    truncated: bool = False
+
+    @property
+    def episode_ended(self) -> bool:
+        """Whether this action ended an episode."""
+        return self.terminated or self.truncated
+
+
+NO_FEEDBACK: Final = Feedback()
+
+
 class Environment(ABC):
     """A world as the inference thread sees it.
 
-    Observations are float tensors ``(C, H, W)`` in ``[0, 1]``; actions are int64 tensors
-    of shape ``(len(action_choices),)``, one choice index per action category. All
-    methods run on the inference thread, in this order: :meth:`setup`, then any number
-    of :meth:`observe` / :meth:`affect` pairs (with :meth:`on_pause` / :meth:`on_resume`
-    around pauses), then :meth:`teardown` exactly once, even after a failure.
+    An observation is a mapping of modality name to tensor (:mod:`ami.interaction.spaces`):
+    ``{"image": (C, H, W) float in [0, 1]}`` for a camera, more entries for more senses,
+    as :meth:`observation_space` declares. Actions are int64 tensors of shape
+    ``(len(action_choices),)``, one choice index per action category, or what
+    :meth:`action_space` declares otherwise. All methods run on the inference thread,
+    in this order: :meth:`setup`, then any number of :meth:`observe` / :meth:`affect` /
+    :meth:`feedback` rounds (with :meth:`on_pause` / :meth:`on_resume` around pauses),
+    then :meth:`teardown` exactly once, even after a failure.
     """
 
     action_choices: tuple[int, ...] | None = None
     """The action layout this world accepts (choices per category); None accepts any.
-
     Checked against ``interaction.action_choices`` when the system is built, since the
     models are sized from that key.
     """
+
+    resumes_episodes: bool = True
+    """Whether a resumed run continues the episode a checkpoint was taken in (its state
+    is saved); a world that cannot save one (a Gymnasium env) starts a new episode, and
+    the episode's return and length so far are dropped with it."""
+
+    time_scalable: bool = False
+    """Whether the world's time is its steps, so that ``time_scale`` can speed it up (a
+    simulation, a recording). A world that runs on real time (VRChat, a live camera)
+    cannot, and ``time_scale != 1`` is refused before the run starts."""
 
     def setup(self) -> None:
         """Acquire resources (devices, sockets); fail here, loudly, if they are missing."""
@@ -42,12 +82,31 @@ class Environment(ABC):
         """Release resources and leave the world in a neutral state (e.g. no key held)."""
 
     @abstractmethod
-    def observe(self) -> torch.Tensor:
-        """The current observation, ``(C, H, W)`` float in ``[0, 1]``."""
+    def observation_space(self) -> Mapping[str, Box]:
+        """What :meth:`observe` returns: a space per modality, known before :meth:`setup`.
+
+        The runtime checks trainers and agents against it before the run starts, and
+        the first observation against it once.
+        """
+
+    def action_space(self) -> ActionSpace | None:
+        """What :meth:`affect` accepts; None accepts anything (a world that only records).
+
+        By default the multi-categorical layout of :attr:`action_choices`.
+        """
+        return None if self.action_choices is None else MultiDiscrete(tuple(self.action_choices))
+
+    @abstractmethod
+    def observe(self) -> Observation:
+        """The current observation: modality name -> tensor, as declared."""
 
     @abstractmethod
     def affect(self, action: torch.Tensor) -> None:
         """Apply one action: an int64 tensor with one choice per action category."""
+
+    def feedback(self) -> Feedback:
+        """The reward and episode end of the action :meth:`affect` just applied."""
+        return NO_FEEDBACK
 
     def broke_continuity(self) -> bool:
         """Whether the observation just returned does not follow the one before it.

@@ -7,7 +7,8 @@ import time
 from collections.abc import Mapping
 
 from ami.interaction.agent import Agent
-from ami.interaction.environment import Environment
+from ami.interaction.environment import Environment, Feedback
+from ami.interaction.spaces import check_observation
 
 
 class Interaction:
@@ -22,8 +23,16 @@ class Interaction:
     def __init__(self, environment: Environment, agent: Agent) -> None:
         self.environment = environment
         self.agent = agent
+        self.observation_space = environment.observation_space()
+        """What the world declared it observes; its first observation is checked against it."""
         self.acted_at = 0.0
         """``time.perf_counter()`` when the last step's action was applied."""
+        self._checked = False
+        self.episodes = 0
+        """Episodes the world ended so far (worlds with episodes only)."""
+        self._episode_return = 0.0
+        self._episode_length = 0
+        self._episode_metrics: dict[str, float] = {}
 
     def setup(self) -> None:
         """Open the world first: an agent may need to know that it exists."""
@@ -38,13 +47,49 @@ class Interaction:
         world sees.
         """
         observation = self.environment.observe()
+        if not self._checked:
+            check_observation(observation, self.observation_space, type(self.environment).__name__)
+            self._checked = True
         if self.environment.broke_continuity():
             self.agent.on_discontinuity()
             self.agent.collector.begin_segment()
         action = self.agent.step(observation)
         self.environment.affect(action)
         self.acted_at = time.perf_counter()
-        self.agent.after_action()
+        feedback = self.environment.feedback()
+        self._count(feedback)
+        self.agent.after_action(feedback)
+
+    def _count(self, feedback: Feedback) -> None:
+        """Rewards and episode ends, for the ``world/episode_*`` charts."""
+        metrics: dict[str, float] = {}
+        if feedback.reward is not None:
+            self._episode_return += feedback.reward
+            metrics["reward"] = feedback.reward
+        self._episode_length += 1
+        if feedback.episode_ended:
+            self.episodes += 1
+            metrics["episode_return"] = self._episode_return
+            metrics["episode_length"] = float(self._episode_length)
+            self._episode_return, self._episode_length = 0.0, 0
+        if feedback.episode_ended or self.episodes:
+            metrics["episodes"] = float(self.episodes)
+        self._episode_metrics = metrics
+
+    def state_dict(self) -> dict[str, float | int]:
+        """The episode under way (its return and length so far) and the count of episodes."""
+        return {
+            "episodes": self.episodes,
+            "episode_return": self._episode_return,
+            "episode_length": self._episode_length,
+        }
+
+    def load_state_dict(self, state: Mapping[str, float | int]) -> None:
+        """Restore :meth:`state_dict`; the episode under way only if the world resumes it."""
+        self.episodes = int(state["episodes"])
+        if self.environment.resumes_episodes:
+            self._episode_return = float(state["episode_return"])
+            self._episode_length = int(state["episode_length"])
 
     def on_pause(self) -> None:
         """Stop acting in the world before the agent is told."""
@@ -67,5 +112,6 @@ class Interaction:
     def metrics(self) -> Mapping[str, float]:
         """The agent's numbers as they are, the world's under ``world/``."""
         values = dict(self.agent.metrics())
-        values.update({f"world/{key}": value for key, value in self.environment.metrics().items()})
+        world = {**self.environment.metrics(), **self._episode_metrics}
+        values.update({f"world/{key}": value for key, value in world.items()})
         return values

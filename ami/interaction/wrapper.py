@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from typing_extensions import override
 
-from ami.interaction.environment import Environment
+from ami.interaction.environment import Environment, Feedback
+from ami.interaction.spaces import ActionSpace, Box, Observation
 
 
 class EnvironmentWrapper(Environment):
@@ -17,6 +18,8 @@ class EnvironmentWrapper(Environment):
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
         self.action_choices = environment.action_choices
+        self.time_scalable = environment.time_scalable
+        self.resumes_episodes = environment.resumes_episodes
 
     @override
     def setup(self) -> None:
@@ -27,12 +30,24 @@ class EnvironmentWrapper(Environment):
         self.environment.teardown()
 
     @override
-    def observe(self) -> torch.Tensor:
+    def observation_space(self) -> Mapping[str, Box]:
+        return self.environment.observation_space()
+
+    @override
+    def action_space(self) -> ActionSpace | None:
+        return self.environment.action_space()
+
+    @override
+    def observe(self) -> Observation:
         return self.environment.observe()
 
     @override
     def affect(self, action: torch.Tensor) -> None:
         self.environment.affect(action)
+
+    @override
+    def feedback(self) -> Feedback:
+        return self.environment.feedback()
 
     @override
     def broke_continuity(self) -> bool:

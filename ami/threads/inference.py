@@ -46,6 +46,10 @@ class InferenceThread(BackgroundThread):
         realtime: ``auto`` runs this thread on ``SCHED_FIFO`` where the system permits
             it (and says so when it does not), ``fifo`` refuses to start without it,
             ``off`` never asks (:mod:`ami.threads.scheduling`).
+        time_scale: World seconds per wall second (``time_scale``): steps start every
+            ``interval / time_scale`` wall seconds. The world's clock is its steps: it
+            stops while paused and is saved with them
+            (:attr:`world_seconds`).
     """
 
     def __init__(
@@ -57,13 +61,17 @@ class InferenceThread(BackgroundThread):
         interval: float = 0.1,
         torch_threads: int | None = None,
         realtime: Realtime = "auto",
+        time_scale: float = 1.0,
     ) -> None:
         super().__init__("inference", tensorboard_dir, torch_threads)
+        self.time_scale = positive_number("time_scale", time_scale)
         self.realtime = check_realtime("threads.inference.realtime", realtime)
         self.interaction = interaction
         self.collector = collector
         self.models = models
         self.interval = positive_number("threads.inference.interval", interval)
+        self._period = self.interval / self.time_scale
+        """Wall seconds between step starts."""
         self.steps = 0
         self.overruns = 0
         self._deadline: float | None = None  # set by the first tick, after the start
@@ -83,10 +91,14 @@ class InferenceThread(BackgroundThread):
         self.control.on_pause(self.interaction.on_pause)
         self.control.on_resume(self._resume)
         logger.info(
-            "ready: %s acting in %s every %s s; scheduling: %s",
+            "ready: %s acting in %s every %s s%s; scheduling: %s",
             type(self.interaction.agent).__name__,
             type(self.interaction.environment).__name__,
             self.interval,
+            ""
+            if self.time_scale == 1
+            else f" of world time ({self._period:.4g} s of wall "
+            f"time: time_scale={self.time_scale:g})",
             self.scheduling,
         )
 
@@ -104,11 +116,11 @@ class InferenceThread(BackgroundThread):
             logger.info("the world ended (%s); stopping the run", ended)
             self.finish()
             return
-        self._deadline += self.interval
+        self._deadline += self._period
         behind = time.perf_counter() - self._deadline
         if behind >= 0:
-            missed = int(behind // self.interval) + 1
-            self._deadline += missed * self.interval
+            missed = int(behind // self._period) + 1
+            self._deadline += missed * self._period
             self.overruns += missed
             self._warn_overrun(missed)
 
@@ -152,10 +164,11 @@ class InferenceThread(BackgroundThread):
     def _warn_overrun(self, missed: int) -> None:
         if self._overrun_warnings.ready():
             logger.warning(
-                "step %d took longer than the %.3f s interval; skipped %d deadline(s) "
-                "(%d so far). Lengthen threads.inference.interval or lighten the agent.",
+                "step %d took longer than the %.4g s interval; skipped %d deadline(s) "
+                "(%d so far). Lengthen threads.inference.interval, lower time_scale or "
+                "lighten the agent.",
                 self.steps,
-                self.interval,
+                self._period,
                 missed,
                 self.overruns,
             )
@@ -166,6 +179,7 @@ class InferenceThread(BackgroundThread):
         return {
             "agent": self.interaction.agent.state_dict(),
             "environment": self.interaction.environment.state_dict(),
+            "episodes": self.interaction.state_dict(),
             "collector": self.collector.state_dict(),
             "steps": self.steps,
             "overruns": self.overruns,
@@ -175,6 +189,8 @@ class InferenceThread(BackgroundThread):
         """Load :meth:`checkpoint_state` (on the building thread, before :meth:`start`)."""
         self.interaction.agent.load_state_dict(state["agent"])
         self.interaction.environment.load_state_dict(state["environment"])
+        if "episodes" in state:  # checkpoints from before episodes existed have none
+            self.interaction.load_state_dict(state["episodes"])
         self.collector.load_state_dict(state["collector"])
         self.steps = int(state["steps"])
         self.overruns = int(state["overruns"])
@@ -183,12 +199,19 @@ class InferenceThread(BackgroundThread):
     def on_finally(self) -> None:
         self.interaction.teardown()
 
+    @property
+    def world_seconds(self) -> float:
+        """The world's clock: its steps times the interval (it stops while paused)."""
+        return round(self.steps * self.interval, 9)  # no float noise in status lines
+
     @override
     def status(self) -> Mapping[str, object]:
         return {
             "steps": self.steps,
             "overruns": self.overruns,
             "interval": self.interval,
+            "time_scale": self.time_scale,
+            "world_seconds": self.world_seconds,
             "scheduling": self.scheduling,
             "world": self._world,  # e.g. the simulated world's cells_visited
         }

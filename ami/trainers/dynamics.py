@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from typing_extensions import override
 
+from ami.interaction.spaces import IMAGE
 from ami.metrics.panels import labelled_strip
 from ami.models.nets import ForwardDynamics
 from ami.throttle import Throttle
@@ -37,6 +38,7 @@ class DynamicsTrainer(Trainer):
         encoder, decoder, dynamics: Model names.
         frame_weight: Weight of the pixel loss in the optimised loss.
         image_interval: Seconds between image panels.
+        modality: The observation entry it predicts (a record key).
         **kwargs: See :class:`~ami.trainers.trainer.Trainer`; ``sequence_length``
             must be at least 2.
     """
@@ -48,6 +50,7 @@ class DynamicsTrainer(Trainer):
         dynamics: str = "dynamics",
         frame_weight: float = 1.0,
         image_interval: float = 20.0,
+        modality: str = IMAGE,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("sequence_length", 8)
@@ -57,6 +60,8 @@ class DynamicsTrainer(Trainer):
                 f"DynamicsTrainer needs sequence_length >= 2 (a step and its successor), "
                 f"got {self.sequence_length}"
             )
+        self.modality = modality
+        self.modalities = (modality,)
         self.encoder_name = encoder
         self.decoder_name = decoder
         self.dynamics_name = dynamics
@@ -66,7 +71,7 @@ class DynamicsTrainer(Trainer):
 
     def _unroll(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted and target latents for steps 1..T-1, each ``(B, T-1, L)``."""
-        observation, action = batch["observation"], batch["action"]
+        observation, action = batch[self.modality], batch["action"]
         batch_size, length = observation.shape[:2]
         encoder = self.module(self.encoder_name)
         # Any module with ForwardDynamics' interface works; the cast only informs the checker.
@@ -85,7 +90,7 @@ class DynamicsTrainer(Trainer):
         predicted, target = self._unroll(batch)
         latent_loss = F.mse_loss(predicted.float(), target.float())
         decoded = self.module(self.decoder_name)(predicted.flatten(0, 1))
-        next_frames = batch["observation"][:, 1:].flatten(0, 1)
+        next_frames = batch[self.modality][:, 1:].flatten(0, 1)
         frame_loss = F.mse_loss(decoded.float(), next_frames.float())
         return {
             "loss": latent_loss + self.frame_weight * frame_loss,
@@ -98,15 +103,17 @@ class DynamicsTrainer(Trainer):
         if not self._images.ready():
             return
         batch = self.buffer.sample_sequences(1, 2, generator=self._panels)
+        if batch[self.modality].dim() != 5:  # (1, 2, C, H, W): only images make a panel
+            return
         batch = {key: value.to(self.fabric.device) for key, value in batch.items()}
         with torch.no_grad(), self.fabric.autocast():
             predicted, _ = self._unroll(batch)
             decoder = self.module(self.decoder_name)
-            current = batch["observation"][0, 0]
+            current = batch[self.modality][0, 0]
             reconstruction = decoder(self.module(self.encoder_name)(current[None]))[0]
             prediction = decoder(predicted[:, 0])[0]
         panel = labelled_strip(
-            [current, reconstruction.float(), prediction.float(), batch["observation"][0, 1]],
+            [current, reconstruction.float(), prediction.float(), batch[self.modality][0, 1]],
             ["observation", "reconstruction", "predicted next", "real next"],
         )
         self.metrics.image("images/world_model", panel, self.global_step)

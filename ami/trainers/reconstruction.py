@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from typing_extensions import override
 
+from ami.interaction.spaces import IMAGE
 from ami.trainers.trainer import Trainer
 
 
@@ -21,17 +22,26 @@ class ReconstructionTrainer(Trainer):
     Args:
         encoder: Name of the encoder model.
         decoder: Name of the decoder model.
+        modality: The observation entry it reconstructs (a record key).
         **kwargs: See :class:`~ami.trainers.trainer.Trainer`.
     """
 
-    def __init__(self, encoder: str = "encoder", decoder: str = "decoder", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        encoder: str = "encoder",
+        decoder: str = "decoder",
+        modality: str = IMAGE,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(trains=[encoder, decoder], **kwargs)
+        self.modality = modality
+        self.modalities = (modality,)
         self.encoder_name = encoder
         self.decoder_name = decoder
 
     @override
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
-        observation = batch["observation"]
+        observation = batch[self.modality]
         latent = self.module(self.encoder_name)(observation)
         reconstruction = self.module(self.decoder_name)(latent)
         return {"loss": F.mse_loss(reconstruction.float(), observation.float())}

@@ -96,6 +96,8 @@ class Trainer(ABC):
         self.weight_decay = weight_decay
         self.max_grad_norm = max_grad_norm
         self.name = type(self).__name__
+        self.modalities: tuple[str, ...] = ()
+        """Observation entries this trainer reads; the world must observe each."""
         self.global_step = 0
         """Optimizer steps taken so far; the x axis of this trainer's charts."""
         self.runs = 0

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from typing_extensions import override
 
+from ami.interaction.spaces import IMAGE
 from ami.metrics.panels import labelled_strip
 from ami.models.nets import kl_divergence, reparameterize
 from ami.throttle import Throttle
@@ -36,6 +37,7 @@ class VAETrainer(Trainer):
         decoder: Name of the decoder model.
         beta: Weight of the KL term; above 1 trades detail for a smoother latent.
         image_interval: Seconds between image panels.
+        modality: The observation entry it reconstructs (a record key).
         **kwargs: See :class:`~ami.trainers.trainer.Trainer`.
     """
 
@@ -45,9 +47,12 @@ class VAETrainer(Trainer):
         decoder: str = "decoder",
         beta: float = 1.0,
         image_interval: float = 20.0,
+        modality: str = IMAGE,
         **kwargs: Any,
     ) -> None:
         super().__init__(trains=[encoder, decoder], **kwargs)
+        self.modality = modality
+        self.modalities = (modality,)
         if beta < 0:
             raise ValueError(f"beta must be >= 0, got {beta}")
         self.encoder_name = encoder
@@ -58,7 +63,7 @@ class VAETrainer(Trainer):
 
     @override
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
-        observation = batch["observation"]
+        observation = batch[self.modality]
         mean, log_var = self.module(self.encoder_name)(observation)
         latent = reparameterize(mean, log_var)
         reconstruction = self.module(self.decoder_name)(latent).float()
@@ -77,7 +82,9 @@ class VAETrainer(Trainer):
         if not self._images.ready():
             return
         sample = self.buffer.sample_sequences(1, 1, generator=self._panels)
-        observation = sample["observation"][:, 0].to(self.fabric.device)
+        observation = sample[self.modality][:, 0].to(self.fabric.device)
+        if observation.dim() != 4:  # (1, C, H, W): only images make a panel
+            return
         with torch.no_grad(), self.fabric.autocast():
             mean, _ = self.module(self.encoder_name)(observation.float())
             reconstruction = self.module(self.decoder_name)(mean)

@@ -11,6 +11,7 @@ from ami.data import StepCollector
 from ami.interaction import Environment, Interaction
 from ami.interaction.agents import RandomAgent
 from ami.interaction.io.video_files import VideoFilesSensor
+from ami.interaction.spaces import Box, Observation, image_space
 from ami.interaction.worlds import SensorActuatorEnvironment
 from ami.interaction.worlds.sim import SimEnvironment, SimWorld
 
@@ -24,9 +25,12 @@ class JumpingWorld(Environment):
         self.jump_at = jump_at
         self.steps = 0
 
-    def observe(self) -> torch.Tensor:
+    def observation_space(self) -> dict[str, Box]:
+        return image_space(4, 4)
+
+    def observe(self) -> Observation:
         self.steps += 1
-        return torch.zeros(3, 4, 4)
+        return {"image": torch.zeros(3, 4, 4)}
 
     def broke_continuity(self) -> bool:
         return self.steps == self.jump_at

@@ -19,7 +19,7 @@ from ami.models.nets import (
 CHOICES = [3, 3, 3, 2, 2]
 NAMES = ["move_vertical", "move_horizontal", "look_horizontal", "jump", "run"]
 KEYS = {
-    "observation",
+    "image",
     "action",
     "latent",
     "hidden",
@@ -40,7 +40,7 @@ def make_agent(models: ModelGate, action_repeat: int = 1) -> tuple[CuriosityAgen
 
 def act(agent: CuriosityAgent, observation: torch.Tensor) -> torch.Tensor:
     """One tick as the runtime runs it: the step, then the work after the action."""
-    action = agent.step(observation)
+    action = agent.step({"image": observation})
     agent.after_action()
     return action
 
@@ -67,7 +67,7 @@ def test_records_arrive_one_step_late_carrying_their_own_transition() -> None:
     records = list(collector.take())
     assert len(records) == 3
     shapes = {
-        "observation": (3, 16, 16),
+        "image": (3, 16, 16),
         "action": (5,),
         "latent": (8,),
         "hidden": (16,),
@@ -79,7 +79,7 @@ def test_records_arrive_one_step_late_carrying_their_own_transition() -> None:
     for t, record in enumerate(records):
         assert set(record) == KEYS
         assert {key: tuple(value.shape) for key, value in record.items()} == shapes
-        assert torch.equal(record["observation"], frames[t])
+        assert torch.equal(record["image"], frames[t])
         assert torch.equal(record["action"], actions[t])
     assert torch.equal(records[0]["hidden"], torch.zeros(16)), "h_0 is the initial state"
     assert not torch.equal(records[1]["hidden"], torch.zeros(16))
@@ -182,7 +182,7 @@ def test_no_reward_is_computed_across_a_pause() -> None:
     act(agent, frame(3))
     records = list(collector.take())
     assert len(records) == 2
-    assert torch.equal(records[1]["observation"], frame(2))
+    assert torch.equal(records[1]["image"], frame(2))
 
 
 def test_action_repeat_holds_choices_and_flags_the_decisions() -> None:
@@ -240,7 +240,7 @@ def test_the_previous_step_is_scored_only_once_the_action_is_out() -> None:
         for param in models.training_module("encoder").parameters():
             param.mul_(5.0)
     models.publish(["encoder"])
-    agent.step(frame(2))
+    agent.step({"image": frame(2)})
     assert collector.pending == 0, "the action came back before any scoring"
     assert "intrinsic_reward" not in agent.metrics()
     agent.after_action()
@@ -261,7 +261,7 @@ def test_a_reward_whose_step_saw_another_publication_is_scored_in_the_newest_spa
                 param.mul_(factor)
         models.publish(["encoder"])
         if factor == 5.0:
-            agent.step(second)
+            agent.step({"image": second})
     agent.after_action()
     (record,) = list(collector.take())
     with models.inference.snapshot() as snapshot:

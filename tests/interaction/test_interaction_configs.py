@@ -41,7 +41,7 @@ def test_sim_is_the_default_and_steps(tmp_path: Path) -> None:
     cfg = compose_launch("seed=3", "interaction.width=64", "interaction.height=48")
     env = instantiate(cfg.interaction.environment)
     assert isinstance(env, SimEnvironment) and not isinstance(env, SimOscEnvironment)
-    assert env.observe().shape == (3, 48, 64)
+    assert env.observe()["image"].shape == (3, 48, 64)
     env.affect(torch.tensor([1, 0, 0, 0, 0]))
     assert cfg.interaction.wrappers == {}
 
@@ -53,7 +53,7 @@ def test_sim_osc_composes_and_runs_over_a_free_port() -> None:
     env.setup()
     assert env.server.port != 0
     env.affect(torch.tensor([1, 0, 0, 0, 0]))
-    assert env.observe().shape == (3, 84, 84)
+    assert env.observe()["image"].shape == (3, 84, 84)
     env.teardown()
 
 
@@ -87,7 +87,7 @@ def test_video_needs_a_camera_path_and_plays_it(a_video: Path) -> None:
     env = instantiate(cfg.interaction.environment)
     assert isinstance(env.sensor, VideoFilesSensor) and env.actuator is None
     env.setup()
-    assert env.observe()[2].mean() == pytest.approx(10 / 255, abs=0.01)  # BGR (10, 20, 30)
+    assert env.observe()["image"][2].mean() == pytest.approx(10 / 255, abs=0.01)  # BGR (10, 20, 30)
     env.teardown()
 
 

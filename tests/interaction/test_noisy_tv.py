@@ -79,7 +79,7 @@ def test_the_default_config_builds_the_world_without_a_screen() -> None:
     plain = SimEnvironment(SimWorld(seed=5))
     assert env.world.screen is None
     for action in random_actions(30, seed=5):
-        assert torch.equal(env.observe(), plain.observe())
+        assert torch.equal(env.observe()["image"], plain.observe()["image"])
         env.affect(action)
         plain.affect(action)
     assert env.state_dict().keys() == plain.state_dict().keys()
@@ -238,9 +238,9 @@ def test_the_state_round_trip_through_a_checkpoint_continues_identically(tmp_pat
     assert copy.metrics() == original.metrics()
     frames_differ = False
     for action in plan[30:]:
-        frame = original.observe()
-        assert torch.equal(copy.observe(), frame)
-        frames_differ |= not torch.equal(fresh.observe(), frame)
+        frame = original.observe()["image"]
+        assert torch.equal(copy.observe()["image"], frame)
+        frames_differ |= not torch.equal(fresh.observe()["image"], frame)
         for env in (original, copy, fresh):
             env.affect(action)
     assert copy.metrics() == original.metrics()

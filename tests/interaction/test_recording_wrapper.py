@@ -18,7 +18,7 @@ def test_observations_and_actions_are_recorded_in_step(tmp_path: Path) -> None:
     env.setup()
     seen, done = [], random_actions(6)
     for action in done:
-        seen.append(env.observe())
+        seen.append(env.observe()["image"])
         env.affect(action)
     env.on_pause()
     env.on_resume()

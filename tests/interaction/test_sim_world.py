@@ -26,7 +26,7 @@ def still_env(x: float = MIDDLE_OF_A[0], y: float = MIDDLE_OF_A[1], heading: flo
 
 
 def test_observations_are_rgb_floats_of_the_configured_size() -> None:
-    observation = SimEnvironment(SimWorld(width=64, height=40)).observe()
+    observation = SimEnvironment(SimWorld(width=64, height=40)).observe()["image"]
     assert observation.shape == (3, 40, 64) and observation.dtype == torch.float32
     assert observation.min() >= 0.0 and observation.max() <= 1.0
     assert observation.is_contiguous()
@@ -35,12 +35,14 @@ def test_observations_are_rgb_floats_of_the_configured_size() -> None:
 def test_the_same_seed_and_actions_give_the_same_frames() -> None:
     first, second = (SimEnvironment(SimWorld(width=32, height=32, seed=7)) for _ in range(2))
     for action in random_actions(60):
-        assert torch.equal(first.observe(), second.observe())
+        assert torch.equal(first.observe()["image"], second.observe()["image"])
         first.affect(action)
         second.affect(action)
     assert first.pose == second.pose
     other = SimEnvironment(SimWorld(width=32, height=32, seed=8))
-    assert not torch.equal(other.observe(), SimEnvironment(SimWorld(32, 32, seed=7)).observe())
+    assert not torch.equal(
+        other.observe()["image"], SimEnvironment(SimWorld(32, 32, seed=7)).observe()["image"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -60,23 +62,23 @@ def test_each_action_moves_the_agent_as_documented(
     action: list[int], dx: float, dy: float, turn: float
 ) -> None:
     env = still_env()
-    before = env.observe()
+    before = env.observe()["image"]
     env.affect(torch.tensor(action))
     x, y, heading = env.pose
     assert x == pytest.approx(MIDDLE_OF_A[0] + dx)
     assert y == pytest.approx(MIDDLE_OF_A[1] + dy)
     assert heading == pytest.approx(turn % 360.0)
-    assert torch.equal(env.observe(), before) == (dx == dy == turn == 0.0)
+    assert torch.equal(env.observe()["image"], before) == (dx == dy == turn == 0.0)
 
 
 def test_jump_is_a_short_hop_on_a_press() -> None:
     env = still_env()
-    start = env.observe()
+    start = env.observe()["image"]
     heights, frames = [], []
     for _ in range(8):
         env.affect(torch.tensor([0, 0, 0, 1, 0]))  # held: one hop, as in VRChat
         heights.append(env.world.eye_height)
-        frames.append(env.observe())
+        frames.append(env.observe()["image"])
     assert max(heights) > EYE_HEIGHT + 0.1
     assert heights[-1] == EYE_HEIGHT and env.pose[:2] == MIDDLE_OF_A
     assert not torch.equal(frames[1], start) and torch.equal(frames[-1], start)
@@ -140,9 +142,9 @@ def test_sprites_are_drawn_in_front_of_walls_and_hidden_behind_them() -> None:
 def test_rooms_look_different() -> None:
     # The middles of rooms a and d, both looking at their south wall.
     env = still_env(4.5, 3.5, heading=90.0)
-    room_a = env.observe()
+    room_a = env.observe()["image"]
     env.world.place(4.5, 12.5, 90.0)
-    room_d = env.observe()
+    room_d = env.observe()["image"]
     assert (room_a.mean(dim=(1, 2)) - room_d.mean(dim=(1, 2))).abs().max() > 0.1
 
 

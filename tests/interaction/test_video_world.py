@@ -29,7 +29,7 @@ def folder(tmp_path: Path, video_of: Callable[..., Path]) -> Path:
 def test_a_folder_plays_in_name_order_and_loops(folder: Path) -> None:
     env = SensorActuatorEnvironment(VideoFilesSensor(str(folder), width=16, height=16))
     env.setup()
-    seen = [colour_of(env.observe()) for _ in range(6)]
+    seen = [colour_of(env.observe()["image"]) for _ in range(6)]
     assert seen == ["red", "green", "blue", "white", "red", "green"]
     assert env.sensor.passes == 1  # type: ignore[attr-defined]
     env.teardown()

@@ -21,7 +21,7 @@ def test_a_camera_that_stops_fails_the_step_and_teardown_still_releases_inputs(
     env = SensorActuatorEnvironment(camera, OscActuator("127.0.0.1", osc_recorder.port))
     env.setup()
     for _ in range(2):
-        assert env.observe()[0].mean() > 0.95  # red
+        assert env.observe()["image"][0].mean() > 0.95  # red
         env.affect(torch.tensor([1, 0, 1, 0, 1]))
         osc_recorder.receive(5)
     env.on_pause()

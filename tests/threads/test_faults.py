@@ -35,6 +35,7 @@ from runtime_parts import (
 
 from ami.checkpoints import CheckpointStore, read
 from ami.interaction.environment import WorldEnded
+from ami.interaction.spaces import Observation
 from ami.threads import InferenceThread, TrainingThread
 
 pytestmark = [pytest.mark.usefixtures("keep_main_thread_name"), pytest.mark.timeout(120)]
@@ -117,7 +118,7 @@ def test_a_pause_during_a_long_optimizer_step_reports_pausing_until_the_step_end
 
 
 class WorldThatEnds(ScriptedWorld):
-    def observe(self) -> torch.Tensor:
+    def observe(self) -> Observation:
         if self.steps >= 10:
             raise WorldEnded("the video is over (scripted)")
         return super().observe()

@@ -22,6 +22,7 @@ import ami.threads.inference as inference_module
 from ami.data import StepCollector
 from ami.interaction import Environment, Interaction
 from ami.interaction.agents import RandomAgent
+from ami.interaction.spaces import Box, Observation, image_space
 from ami.metrics import EventWriter
 from ami.system import SystemControl, ThreadControl
 from ami.threads import InferenceThread, TrainingThread
@@ -139,10 +140,13 @@ class SimulatedWorld(Environment):
         self.work = work
         self.step_times: list[float] = []
 
-    def observe(self) -> torch.Tensor:
+    def observation_space(self) -> dict[str, Box]:
+        return image_space(4, 4)
+
+    def observe(self) -> Observation:
         self.step_times.append(self.clock.now)
         self.clock.now += self.work(len(self.step_times))
-        return torch.zeros(3, 4, 4)
+        return {"image": torch.zeros(3, 4, 4)}
 
     def affect(self, action: torch.Tensor) -> None:
         pass
@@ -157,6 +161,7 @@ def simulate_steps(
     work: Callable[[int], float],
     steps: int,
     late_wakes: bool = False,
+    time_scale: float = 1.0,
 ) -> tuple[list[float], InferenceThread]:
     """Run the inference thread's scheduler on this thread, on simulated time."""
     clock = SimulatedClock()
@@ -167,7 +172,9 @@ def simulate_steps(
     collector = StepCollector()
     agent = RandomAgent([2])
     agent.bind({}, collector)
-    thread = InferenceThread(Interaction(world, agent), collector, tmp_path, interval=0.25)
+    thread = InferenceThread(
+        Interaction(world, agent), collector, tmp_path, interval=0.25, time_scale=time_scale
+    )
     thread.bind(SimulatedControl(clock, late_wakes), lambda: None)
     thread.metrics = EventWriter(tmp_path)
     while len(world.step_times) < steps:
@@ -204,6 +211,21 @@ def test_a_step_longer_than_the_interval_skips_deadlines_without_bursting(
     slots = [(t - times[0]) / 0.25 for t in times]
     assert slots == [*range(10), *range(13, 23)], "the next step takes the next free slot"
     assert thread.overruns == 3
+
+
+def test_a_time_scale_runs_the_steps_of_world_time_faster_on_the_same_grid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    times, thread = simulate_steps(
+        tmp_path, monkeypatch, lambda step: 0.5 if step == 10 else 0.0, 20, time_scale=4.0
+    )
+    # 0.25 world seconds per step at 4x: a step every 1/16 wall second; the long step 10
+    # (8 of those periods) skips deadlines as at any speed, on the scaled grid.
+    slots = [(t - times[0]) / 0.0625 for t in times]
+    assert slots == [*range(10), *range(18, 28)]
+    assert thread.overruns == 8
+    assert thread.world_seconds == 20 * 0.25, "the world's clock counts its steps"
+    assert thread.status()["time_scale"] == 4.0
 
 
 class CountingTrainingThread(TrainingThread):

@@ -40,7 +40,7 @@ def fill(models: ModelGate, buffer: DataBuffer, steps: int) -> None:
     agent.setup()
     generator = torch.Generator().manual_seed(1)
     for _ in range(steps + 1):
-        agent.step(torch.rand(3, 16, 16, generator=generator))
+        agent.step({"image": torch.rand(3, 16, 16, generator=generator)})
         agent.after_action()
     buffer.extend(collector.take())
 

@@ -11,6 +11,8 @@ from typing_extensions import override
 
 from ami.data.collector import StepCollector
 from ami.interaction.agent import Agent
+from ami.interaction.environment import NO_FEEDBACK, Feedback
+from ami.interaction.spaces import IMAGE, ActionSpace, MultiDiscrete, Observation
 from ami.models.gate import InferenceModels
 from ami.models.nets import MultiCategorical
 from ami.models.snapshot import InferenceModel
@@ -58,8 +60,9 @@ class CuriosityAgent(Agent):
 
     A step's record needs the next observation for its reward, so it is appended to the
     collector one step late: at step ``t+1`` the record of step ``t`` goes out with
-    ``observation, action, latent, hidden, action_log_prob, value, reward`` and
-    ``decision`` (whether the policy chose the action rather than holding it).
+    its observation (under its modality's name, ``image`` by default), ``action,
+    latent, hidden, action_log_prob, value, reward`` and ``decision`` (whether the
+    policy chose the action rather than holding it).
 
     Each step pins one generation of models (a snapshot), so the encoder, dynamics
     model and policy of one step were published together. The reward compares latents
@@ -80,6 +83,7 @@ class CuriosityAgent(Agent):
         action_names: One name per action category, for ``action_entropy/<name>``.
         action_repeat: Steps each sampled action is held.
         seed: Seed of the action sampling.
+        modality: The observation entry the encoder reads.
     """
 
     def __init__(
@@ -90,9 +94,12 @@ class CuriosityAgent(Agent):
         action_names: Sequence[str] = DEFAULT_ACTION_NAMES,
         action_repeat: int = 1,
         seed: int = 0,
+        modality: str = IMAGE,
     ) -> None:
         if action_repeat < 1:
             raise ValueError(f"agent.action_repeat must be >= 1, got {action_repeat}")
+        self.modality = modality
+        self.modalities = (modality,)
         self.model_names = {"encoder": encoder, "dynamics": dynamics, "policy": policy}
         self.action_names = [str(name) for name in action_names]
         self.action_repeat = action_repeat
@@ -118,6 +125,15 @@ class CuriosityAgent(Agent):
                     "Use a model config that has it, e.g. model=world_model."
                 )
         super().bind(models, collector)
+
+    @override
+    def fit_action_space(self, space: ActionSpace | None) -> None:
+        if not isinstance(space, MultiDiscrete) or len(space.choices) != len(self.action_names):
+            raise ValueError(
+                f"the curiosity agent drives MultiDiscrete actions of "
+                f"{len(self.action_names)} categories (agent.agent.action_names="
+                f"{self.action_names}), but the world takes {space}"
+            )
 
     @override
     def setup(self) -> None:
@@ -175,14 +191,14 @@ class CuriosityAgent(Agent):
         self._prediction = None
 
     @override
-    def step(self, observation: torch.Tensor) -> torch.Tensor:
+    def step(self, observation: Observation) -> torch.Tensor:
         names = self.model_names
         with torch.inference_mode(), self.models.snapshot() as models:
             return self._step(
                 models[names["encoder"]],
                 models[names["dynamics"]],
                 models[names["policy"]],
-                observation,
+                observation[self.modality],
             )
 
     def _step(
@@ -214,7 +230,7 @@ class CuriosityAgent(Agent):
         prediction, next_hidden = dynamics(*_on(dynamics, latent, self._action[None], self._hidden))
         value = value.float().cpu()
         self._pending = {
-            "observation": observation,
+            self.modality: observation,
             "action": self._action,
             "latent": latent[0],
             "hidden": self._hidden[0],
@@ -229,7 +245,7 @@ class CuriosityAgent(Agent):
         return self._action
 
     @override
-    def after_action(self) -> None:
+    def after_action(self, feedback: Feedback = NO_FEEDBACK) -> None:
         """Score the previous step by how wrong its prediction was, and record it.
 
         Both latents must come from one encoder version; otherwise the reward would
@@ -256,7 +272,7 @@ class CuriosityAgent(Agent):
         self, encoder: InferenceModel, dynamics: InferenceModel, pending: Mapping[str, torch.Tensor]
     ) -> torch.Tensor:
         """The last prediction redone in the latent space of an encoder published since."""
-        previous = self._encode(encoder, pending["observation"])
+        previous = self._encode(encoder, pending[self.modality])
         prediction, _ = dynamics(
             *_on(dynamics, previous, pending["action"][None], pending["hidden"][None])
         )

@@ -19,6 +19,7 @@ from typing_extensions import override
 
 from ami.interaction.io.frames import as_image, check_size, frame_to_observation
 from ami.interaction.io.sensor import Sensor
+from ami.interaction.spaces import IMAGE, Box, image_space
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,10 @@ class CameraSensor(Sensor):
         if self._capture is not None:
             self._capture.release()
             self._capture = None
+
+    @override
+    def space(self) -> Box:
+        return image_space(self.height, self.width)[IMAGE]
 
     @override
     def read(self) -> torch.Tensor:

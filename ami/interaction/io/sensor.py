@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from ami.interaction.spaces import IMAGE, Box
+
 
 class Sensor(ABC):
     """Reads the world on the inference thread: :meth:`setup`, :meth:`read`..., :meth:`teardown`.
@@ -22,9 +24,19 @@ class Sensor(ABC):
     def teardown(self) -> None:
         """Release the source."""
 
+    modality: str = IMAGE
+    """The observation's entry this sensor fills."""
+
+    time_scalable: bool = False
+    """Whether readings follow steps, not the wall clock (a recording, not a live camera)."""
+
+    @abstractmethod
+    def space(self) -> Box:
+        """What :meth:`read` returns (a camera: ``(C, H, W)`` float in ``[0, 1]``)."""
+
     @abstractmethod
     def read(self) -> torch.Tensor:
-        """The next observation, ``(C, H, W)`` float in ``[0, 1]``."""
+        """The next reading, as :meth:`space` declares."""
 
     def state_dict(self) -> dict[str, Any]:
         """Where a recorded source is (a live camera keeps nothing)."""

@@ -22,6 +22,7 @@ from ami.interaction.environment import WorldEnded
 from ami.interaction.io.camera import open_capture
 from ami.interaction.io.frames import as_image, check_size, frame_to_observation
 from ami.interaction.io.sensor import Sensor
+from ami.interaction.spaces import IMAGE, Box, image_space
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class VideoFilesSensor(Sensor):
         loop: Start again from the first video after the last one; if False, the end of
             the last video raises :class:`EndOfVideos`.
     """
+
+    time_scalable = True  # the next frame is the next step's, however fast they come
 
     def __init__(self, path: str, width: int = 84, height: int = 84, loop: bool = True) -> None:
         check_size(width, height)
@@ -136,6 +139,10 @@ class VideoFilesSensor(Sensor):
         if self._capture is not None:
             self._capture.release()
             self._capture = None
+
+    @override
+    def space(self) -> Box:
+        return image_space(self.height, self.width)[IMAGE]
 
     @override
     def read(self) -> torch.Tensor:

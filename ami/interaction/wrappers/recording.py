@@ -19,6 +19,7 @@ from typing_extensions import override
 from ami.interaction.environment import Environment
 from ami.interaction.io.actions import ACTION_NAMES, validate_action
 from ami.interaction.io.frames import observation_to_bgr
+from ami.interaction.spaces import IMAGE, Observation
 from ami.interaction.wrapper import EnvironmentWrapper
 
 
@@ -46,6 +47,11 @@ class RecordingWrapper(EnvironmentWrapper):
         actions_name: str = "actions.csv",
     ) -> None:
         super().__init__(environment)
+        if IMAGE not in environment.observation_space():
+            raise ValueError(
+                f"+interaction/wrappers=record records the {IMAGE!r} modality, which this "
+                f"world does not observe (it observes {sorted(environment.observation_space())})"
+            )
         if interval <= 0:
             raise ValueError(f"interval must be > 0 seconds, got {interval}")
         if len(codec) != 4:
@@ -84,9 +90,9 @@ class RecordingWrapper(EnvironmentWrapper):
                 self._file = None
 
     @override
-    def observe(self) -> torch.Tensor:
+    def observe(self) -> Observation:
         observation = super().observe()
-        frame = observation_to_bgr(observation)
+        frame = observation_to_bgr(observation[IMAGE])
         if self._writer is None:
             self._writer = self._open_writer(frame.shape[1], frame.shape[0])
         self._writer.write(frame)

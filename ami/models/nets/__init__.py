@@ -5,7 +5,7 @@ out (see :class:`ForwardDynamics`), never stays inside, because a
 :class:`~ami.models.ModelGate` hands the inference thread a different module object
 at every publication. Pick a size with a name::
 
-    encoder = build_encoder("small", height=84, width=84)
+    encoder = build_encoder("small", height=84, width=84)  # or observation_shape=[4]: an MLP
     dynamics = build_dynamics("small", action_choices=[3, 3, 3, 2, 2])
     policy = build_policy("small", action_choices=[3, 3, 3, 2, 2])
     hidden = dynamics.initial_hidden(1)
@@ -30,6 +30,7 @@ from ami.models.nets.multi_categorical import MultiCategorical
 from ami.models.nets.policy import PolicyValue
 from ami.models.nets.sizes import WORLD_MODEL_SIZES, WorldModelSize, world_model_size
 from ami.models.nets.variational import VariationalEncoder, kl_divergence, reparameterize
+from ami.models.nets.vector import VectorDecoder, VectorEncoder
 
 __all__ = [
     "DEFAULT_ACTION_CHOICES",
@@ -41,6 +42,8 @@ __all__ = [
     "MultiCategorical",
     "PolicyValue",
     "VariationalEncoder",
+    "VectorDecoder",
+    "VectorEncoder",
     "WorldModelSize",
     "build_decoder",
     "build_dynamics",

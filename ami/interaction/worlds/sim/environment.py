@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +12,12 @@ from typing_extensions import override
 from ami.interaction.environment import Environment
 from ami.interaction.io.actions import ACTION_CHOICES, inputs_from_action
 from ami.interaction.io.frames import rgb_to_observation
+from ami.interaction.io.spectrogram import AUDIO
+from ami.interaction.spaces import IMAGE, Box, Observation, image_space
+from ami.interaction.worlds.sim.sound import SimSound
 from ami.interaction.worlds.sim.world import Pose, SimWorld
+
+logger = logging.getLogger(__name__)
 
 
 class SimEnvironment(Environment):
@@ -22,12 +28,19 @@ class SimEnvironment(Environment):
 
     Args:
         world: The world to drive.
+        audio: The world's sound (``interaction.audio.enabled``): observations then hold
+            ``audio`` beside ``image`` and the state holds ``sound``. None (the default)
+            is exactly the world without it: the same frames, the same state.
     """
 
     action_choices = ACTION_CHOICES
+    time_scalable = True
 
-    def __init__(self, world: SimWorld) -> None:
+    def __init__(self, world: SimWorld, audio: SimSound | None = None) -> None:
         self.world = world
+        self.audio = audio
+        if audio is not None:
+            audio.bind(world)
 
     @property
     def pose(self) -> Pose:
@@ -40,16 +53,38 @@ class SimEnvironment(Environment):
         return self.world.cells_visited
 
     @override
-    def observe(self) -> torch.Tensor:
-        return rgb_to_observation(self.world.render())
+    def observation_space(self) -> dict[str, Box]:
+        space = image_space(self.world.renderer.height, self.world.renderer.width)
+        if self.audio is not None:
+            space[AUDIO] = self.audio.space()
+        return space
+
+    @override
+    def observe(self) -> Observation:
+        if self.audio is None:
+            return {IMAGE: rgb_to_observation(self.world.render())}
+        return {IMAGE: rgb_to_observation(self.world.render()), AUDIO: self.audio.observe()}
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        return self.world.state_dict()
+        state = self.world.state_dict()
+        if self.audio is not None:
+            state["sound"] = self.audio.state_dict()
+        return state
 
     @override
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.world.load_state_dict(state)
+        if self.audio is None:
+            return
+        if "sound" in state:
+            self.audio.load_state_dict(state["sound"])
+        else:
+            logger.warning(
+                "the saved world had no sound (interaction.audio.enabled was false): the "
+                "sound starts afresh where the agent now stands"
+            )
+            self.audio.bind(self.world)
 
     @override
     def broke_continuity(self) -> bool:
@@ -58,6 +93,8 @@ class SimEnvironment(Environment):
     @override
     def affect(self, action: torch.Tensor) -> None:
         self.world.step(inputs_from_action(action))
+        if self.audio is not None:
+            self.audio.step(self.world)
 
     @override
     def metrics(self) -> Mapping[str, float]:

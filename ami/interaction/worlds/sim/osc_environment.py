@@ -12,6 +12,7 @@ from typing_extensions import override
 
 from ami.interaction.io.actions import check_speed
 from ami.interaction.io.osc_actuator import OscActuator, check_port
+from ami.interaction.spaces import Observation
 from ami.interaction.worlds.sim.environment import SimEnvironment
 from ami.interaction.worlds.sim.osc_server import OscInputServer
 from ami.interaction.worlds.sim.world import SimWorld
@@ -34,6 +35,8 @@ class SimOscEnvironment(SimEnvironment):
         look_speed: Passed to :class:`OscActuator`.
         sync_timeout: Seconds to wait for the messages of one step before failing.
     """
+
+    time_scalable = False  # it stands in for VRChat, whose OSC path runs on real time
 
     def __init__(
         self,
@@ -73,7 +76,7 @@ class SimOscEnvironment(SimEnvironment):
             self.server.close()
 
     @override
-    def observe(self) -> torch.Tensor:
+    def observe(self) -> Observation:
         if self._acted:
             self.server.wait_for(self._actuator().messages_sent, self.sync_timeout)
             self.world.step(self.server.inputs)

@@ -32,6 +32,8 @@ EYE_HEIGHT: Final = 0.5
 _JUMP_VELOCITY: Final = 0.1
 _GRAVITY: Final = 0.04
 """A hop lasts 6 steps and lifts the eyes by 0.18 cells."""
+_LEAST_BUMP: Final = 1e-6
+"""Cells: a blocked axis move shorter than this is rounding (cos 90 degrees), not a bump."""
 
 
 class Pose(NamedTuple):
@@ -110,6 +112,10 @@ class SimWorld:
         self._visited = {(int(start[0]), int(start[1]))}
         self._jumped = False
         self.steps = 0
+        self.walked = 0.0
+        """Cells the body moved in the last :meth:`step` (not a :meth:`place`): footsteps."""
+        self.bumped = False
+        """Whether a wall stopped the last :meth:`step`'s move on some axis: a bump."""
         self.screen: NoisyScreen | None = None
         """The noisy TV, None without ``noisy_tv``."""
         self._screen_columns = np.zeros(width, dtype=bool)
@@ -220,10 +226,21 @@ class SimWorld:
 
     def _move(self, dx: float, dy: float) -> None:
         """Each axis separately, so that walking into a wall at an angle slides along it."""
-        if dx and not self.grid.blocked(np.array(self._x + dx), np.array(self._y), BODY_RADIUS):
-            self._x += dx
-        if dy and not self.grid.blocked(np.array(self._x), np.array(self._y + dy), BODY_RADIUS):
-            self._y += dy
+        moved_x = moved_y = 0.0
+        self.bumped = False
+        if dx:
+            if self.grid.blocked(np.array(self._x + dx), np.array(self._y), BODY_RADIUS):
+                self.bumped = abs(dx) > _LEAST_BUMP
+            else:
+                self._x += dx
+                moved_x = dx
+        if dy:
+            if self.grid.blocked(np.array(self._x), np.array(self._y + dy), BODY_RADIUS):
+                self.bumped = self.bumped or abs(dy) > _LEAST_BUMP
+            else:
+                self._y += dy
+                moved_y = dy
+        self.walked = math.hypot(moved_x, moved_y)
 
     def _facing_screen(self, screen: NoisyScreen) -> bool:
         """Whether the line of sight meets the screen within reach (no wall before it)."""
