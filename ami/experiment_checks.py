@@ -125,12 +125,12 @@ def check_world(
     for key, trainer in trainers.values():
         for modality in trainer.modalities:
             if modality not in space:
-                raise ConfigError(f"{key}.modality={modality!r}, but {observed}")
+                raise ConfigError(f"{key} reads modality {modality!r}, but {observed}")
             kept = stored.get(trainer.buffer_name)
             if kept is not None and modality not in kept:
                 raise ConfigError(
-                    f"{key}.modality={modality!r}, but its buffer {trainer.buffer_name!r} "
-                    f"stores only {kept}: add it to that buffer's keys"
+                    f"{key} reads modality {modality!r}, but its buffer "
+                    f"{trainer.buffer_name!r} stores only {kept}: add it to that buffer's keys"
                 )
 
 

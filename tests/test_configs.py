@@ -60,6 +60,13 @@ def test_option_builds(group: str, option: str, video: Path, tmp_path: Path) -> 
         cfg = compose_launch(*overrides, f"interaction.camera={video}")
     if option == "vae" and group == "model":
         cfg = compose_launch(*overrides, "agent=random")
+    if option == "audio_visual" and group == "model":  # a world that hears, no dynamics
+        cfg = compose_launch(
+            *overrides,
+            "agent=random",
+            "interaction.audio.enabled=true",
+            "buffer.keys=[image,audio,action]",
+        )
     main = build(cfg, tmp_path)
     inference, training = main.threads
     assert isinstance(inference, InferenceThread)

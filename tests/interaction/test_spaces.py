@@ -176,7 +176,7 @@ def compose_default(*overrides: str) -> Any:
     [
         (
             "model.trainers.representation.modality=audio",
-            r"model.trainers.representation.modality='audio', but SimEnvironment observes "
+            r"model.trainers.representation reads modality 'audio', but SimEnvironment observes "
             r"image: Box\(shape=\(3, 84, 84\)",
         ),
         ("agent.agent.modality=audio", r"agent.agent.modality='audio', but SimEnvironment"),
@@ -186,7 +186,7 @@ def compose_default(*overrides: str) -> Any:
         ),
         (
             "buffer.keys=[action]",
-            r"model.trainers.representation.modality='image', but its buffer 'experience' "
+            r"model.trainers.representation reads modality 'image', but its buffer 'experience' "
             r"stores only \['action'\]",
         ),
     ],

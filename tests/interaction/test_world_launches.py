@@ -50,6 +50,23 @@ def test_sim_with_the_noisy_tv_runs_and_charts_the_screen(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+def test_the_audio_visual_experiment_learns_from_both_image_and_sound(tmp_path: Path) -> None:
+    result = launch(tmp_path, "experiment=audio_visual", "max_uptime=20")
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = OmegaConf.load(tmp_path / "config.yaml")
+    assert config.interaction.audio.enabled is True
+    assert list(config.buffer["keys"]) == ["image", "audio", "action"]
+    scalars = read_events(tmp_path / "tensorboard").scalars
+    parts = {part: scalars[f"training/representation/loss/{part}"] for part in ("image", "audio")}
+    for part, series in parts.items():
+        # In (0, 1]: the error between a reconstruction and an observation, both in [0, 1].
+        assert len(series) >= 1 and ((series.values > 0) & (series.values <= 1)).all(), part
+    total = scalars["training/representation/loss"]
+    assert len(total) == len(parts["image"]) == len(parts["audio"])  # every step logs both
+    assert total.values == pytest.approx(parts["image"].values + parts["audio"].values)
+
+
+@pytest.mark.slow
 def test_video_runs_and_exits_cleanly(tmp_path: Path, video_of: Callable[..., Path]) -> None:
     video = video_of("clip.mkv", [(0, 0, 255), (0, 255, 0), (255, 0, 0)])
     result = launch(

@@ -22,11 +22,14 @@ from ami.models.nets.factories import (
     build_decoder,
     build_dynamics,
     build_encoder,
+    build_multimodal_decoder,
+    build_multimodal_encoder,
     build_policy,
     build_vae_encoder,
 )
 from ami.models.nets.image import ImageDecoder, ImageEncoder
 from ami.models.nets.multi_categorical import MultiCategorical
+from ami.models.nets.multimodal import MultimodalDecoder, MultimodalEncoder
 from ami.models.nets.policy import PolicyValue
 from ami.models.nets.sizes import WORLD_MODEL_SIZES, WorldModelSize, world_model_size
 from ami.models.nets.variational import VariationalEncoder, kl_divergence, reparameterize
@@ -40,6 +43,8 @@ __all__ = [
     "ImageDecoder",
     "ImageEncoder",
     "MultiCategorical",
+    "MultimodalDecoder",
+    "MultimodalEncoder",
     "PolicyValue",
     "VariationalEncoder",
     "VectorDecoder",
@@ -48,6 +53,8 @@ __all__ = [
     "build_decoder",
     "build_dynamics",
     "build_encoder",
+    "build_multimodal_decoder",
+    "build_multimodal_encoder",
     "build_policy",
     "build_vae_encoder",
     "kl_divergence",

@@ -11,13 +11,14 @@ and are copied into plain ints.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ami.config_checks import whole_number
 from ami.models.nets.dynamics import ForwardDynamics
 from ami.models.nets.image import ImageDecoder, ImageEncoder, halved_sizes
+from ami.models.nets.multimodal import MultimodalDecoder, MultimodalEncoder
 from ami.models.nets.policy import PolicyValue
-from ami.models.nets.sizes import world_model_size
+from ami.models.nets.sizes import WorldModelSize, world_model_size
 from ami.models.nets.variational import VariationalEncoder
 from ami.models.nets.vector import VectorDecoder, VectorEncoder
 
@@ -146,4 +147,131 @@ def build_policy(
         preset.hidden_dim,
         discrete_actions(action_choices, "policy"),
         preset.policy_width,
+    )
+
+
+SPECTROGRAM_SETTINGS = (
+    "sample_rate",
+    "channels",
+    "n_mels",
+    "window_seconds",
+    "hop_seconds",
+    "fft_seconds",
+)
+"""The keys of ``interaction.audio`` that decide the spectrogram's shape."""
+
+
+def spectrogram_shape(
+    audio_shape: Sequence[object] | None, audio: Mapping[str, object] | None
+) -> tuple[int, int, int]:
+    """``(channels, n_mels, frames)`` of the audio modality, given or from the world's settings.
+
+    The frame count follows from the sample rate, window, hop and FFT lengths, which
+    the world's config names (``interaction.audio``) but never as a number; it is
+    computed by the world's own :class:`~ami.interaction.io.spectrogram.LogMelSpectrogram`,
+    so the model cannot drift from what the world observes.
+
+    Args:
+        audio_shape: The shape itself, or None.
+        audio: ``interaction.audio`` (other keys, such as ``enabled``, are ignored), or None.
+
+    Raises:
+        ValueError: Unless exactly one is given and it describes a valid spectrogram.
+    """
+    if (audio_shape is None) == (audio is None):
+        raise ValueError(
+            "the audio encoder needs exactly one of audio_shape ((channels, n_mels, frames)) "
+            "or audio (the world's interaction.audio settings)"
+        )
+    if audio is not None:
+        # Imported here: ami.interaction imports the agents, which import these nets.
+        from ami.interaction.io.spectrogram import LogMelSpectrogram
+
+        settings = {key: audio[key] for key in SPECTROGRAM_SETTINGS if key in audio}
+        return LogMelSpectrogram(**settings).shape  # type: ignore[arg-type]
+    assert audio_shape is not None
+    if isinstance(audio_shape, str) or len(audio_shape) != 3:
+        raise ValueError(
+            f"audio_shape={audio_shape!r}: expected (channels, n_mels, frames), three sizes"
+        )
+    names = ("channels", "n_mels", "frames")
+    channels, bands, frames = (
+        whole_number(f"audio_shape[{i}] ({name})", value)
+        for i, (name, value) in enumerate(zip(names, audio_shape, strict=True))
+    )
+    return channels, bands, frames
+
+
+def spectrogram_channels(preset: WorldModelSize, shape: tuple[int, int, int]) -> tuple[int, ...]:
+    """Conv channels of the spectrogram's encoder: half the image's, as many layers as fit.
+
+    A spectrogram holds less than a frame (two channels of 64 x 47 against three of
+    84 x 84), so half the width suffices; a short window (few frames) drops the layers
+    its side cannot survive instead of refusing the shape.
+    """
+    side = min(shape[1], shape[2])
+    layers = min(len(preset.channels), side.bit_length() - 1)  # 2 ** layers <= side
+    if layers < 1:
+        raise ValueError(
+            f"audio (channels, n_mels, frames)={shape}: n_mels and frames must be at least "
+            "2 for one stride-2 conv; raise interaction.audio.n_mels or window_seconds"
+        )
+    return tuple(max(4, width // 2) for width in preset.channels[:layers])
+
+
+def _camera_shape(image_shape: Sequence[object], layers: int) -> tuple[int, int, int]:
+    shape = checked_observation_shape(image_shape, None, None, layers)
+    if len(shape) != 3:
+        raise ValueError(
+            f"image_shape={list(image_shape)}: the audio-visual model encodes an image "
+            "(channels, height, width) beside the sound, not a vector"
+        )
+    return shape[0], shape[1], shape[2]
+
+
+def build_multimodal_encoder(
+    size: str,
+    image_shape: Sequence[object],
+    audio_shape: Sequence[object] | None = None,
+    audio: Mapping[str, object] | None = None,
+) -> MultimodalEncoder:
+    """An encoder of image and audio into one latent of the named size.
+
+    Args:
+        size: A preset of :data:`~ami.models.nets.WORLD_MODEL_SIZES`.
+        image_shape: ``(C, H, W)`` (``interaction.observation_shape``).
+        audio_shape: ``(channels, n_mels, frames)``; or, instead:
+        audio: The world's ``interaction.audio`` settings, which decide that shape.
+    """
+    preset = world_model_size(size)
+    image = _camera_shape(image_shape, len(preset.channels))
+    sound = spectrogram_shape(audio_shape, audio)
+    return MultimodalEncoder(
+        {
+            "image": ImageEncoder(image[1], image[2], preset.latent_dim, preset.channels, image[0]),
+            "audio": ImageEncoder(
+                sound[1], sound[2], preset.latent_dim, spectrogram_channels(preset, sound), sound[0]
+            ),
+        },
+        preset.latent_dim,
+    )
+
+
+def build_multimodal_decoder(
+    size: str,
+    image_shape: Sequence[object],
+    audio_shape: Sequence[object] | None = None,
+    audio: Mapping[str, object] | None = None,
+) -> MultimodalDecoder:
+    """The decoder mirroring :func:`build_multimodal_encoder`: image and audio from one latent."""
+    preset = world_model_size(size)
+    image = _camera_shape(image_shape, len(preset.channels))
+    sound = spectrogram_shape(audio_shape, audio)
+    return MultimodalDecoder(
+        {
+            "image": ImageDecoder(image[1], image[2], preset.latent_dim, preset.channels, image[0]),
+            "audio": ImageDecoder(
+                sound[1], sound[2], preset.latent_dim, spectrogram_channels(preset, sound), sound[0]
+            ),
+        }
     )
