@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import pytest
 import torch
@@ -211,6 +212,29 @@ def test_action_names_must_match_the_policy() -> None:
         act(agent, frame(0))
 
 
+def republish_encoder(models: ModelGate, factor: float) -> None:
+    """Scale the encoder's weights and publish it: the latent space changes under the agent."""
+    with torch.no_grad():
+        for param in models.training_module("encoder").parameters():
+            param.mul_(factor)
+    models.publish(["encoder"])
+
+
+def reward_in_newest_space(
+    models: ModelGate,
+    first: torch.Tensor,
+    second: torch.Tensor,
+    record: Mapping[str, torch.Tensor],
+    hidden: torch.Tensor,
+) -> torch.Tensor:
+    """The reward of the step ``first -> second`` with both frames in the published encoder."""
+    with models.inference.snapshot() as snapshot:
+        new = snapshot["encoder"]
+        predicted, _ = snapshot["dynamics"](new(first[None]), record["action"][None], hidden)
+        reward: torch.Tensor = (predicted - new(second[None])).square().mean()
+    return reward
+
+
 def test_reward_after_an_encoder_sync_compares_latents_of_the_new_encoder() -> None:
     models = small_models()
     agent, collector = make_agent(models)
@@ -218,17 +242,12 @@ def test_reward_after_an_encoder_sync_compares_latents_of_the_new_encoder() -> N
     act(agent, first)
     with models.inference.snapshot() as snapshot:
         hidden_before = snapshot["dynamics"].initial_hidden(1)
-    with torch.no_grad():
-        for param in models.training_module("encoder").parameters():
-            param.mul_(5.0)  # a very different latent space
-    models.publish(["encoder"])
+    republish_encoder(models, 5.0)  # a very different latent space
     act(agent, second)
     (record,) = list(collector.take())
-    with models.inference.snapshot() as snapshot:
-        new = snapshot["encoder"]
-        predicted, _ = snapshot["dynamics"](new(first[None]), record["action"][None], hidden_before)
-        expected = (predicted - new(second[None])).square().mean()
-    torch.testing.assert_close(record["reward"], expected)
+    torch.testing.assert_close(
+        record["reward"], reward_in_newest_space(models, first, second, record, hidden_before)
+    )
 
 
 def test_the_previous_step_is_scored_only_once_the_action_is_out() -> None:
@@ -236,10 +255,7 @@ def test_the_previous_step_is_scored_only_once_the_action_is_out() -> None:
     models = small_models()
     agent, collector = make_agent(models)
     act(agent, frame(1))
-    with torch.no_grad():
-        for param in models.training_module("encoder").parameters():
-            param.mul_(5.0)
-    models.publish(["encoder"])
+    republish_encoder(models, 5.0)
     agent.step({"image": frame(2)})
     assert collector.pending == 0, "the action came back before any scoring"
     assert "intrinsic_reward" not in agent.metrics()
@@ -255,20 +271,14 @@ def test_a_reward_whose_step_saw_another_publication_is_scored_in_the_newest_spa
     act(agent, first)
     with models.inference.snapshot() as snapshot:
         hidden_before = snapshot["dynamics"].initial_hidden(1)
-    for factor in (5.0, 0.5):  # one publication before the step, one between it and scoring
-        with torch.no_grad():
-            for param in models.training_module("encoder").parameters():
-                param.mul_(factor)
-        models.publish(["encoder"])
-        if factor == 5.0:
-            agent.step({"image": second})
+    republish_encoder(models, 5.0)  # one publication before the step...
+    agent.step({"image": second})
+    republish_encoder(models, 0.5)  # ...and one between it and its scoring
     agent.after_action()
     (record,) = list(collector.take())
-    with models.inference.snapshot() as snapshot:
-        new = snapshot["encoder"]
-        predicted, _ = snapshot["dynamics"](new(first[None]), record["action"][None], hidden_before)
-        expected = (predicted - new(second[None])).square().mean()
-    torch.testing.assert_close(record["reward"], expected)
+    torch.testing.assert_close(
+        record["reward"], reward_in_newest_space(models, first, second, record, hidden_before)
+    )
 
 
 def test_a_jump_of_the_world_discards_the_pending_record_and_starts_memory_afresh() -> None:

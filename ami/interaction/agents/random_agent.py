@@ -34,8 +34,7 @@ class RandomAgent(Agent):
     ) -> None:
         if action_repeat < 1:
             raise ValueError(f"agent.action_repeat must be >= 1, got {action_repeat}")
-        self.space: ActionSpace | None = None
-        """What this agent drives: fixed by ``action_choices`` or taken from the world."""
+        self.space = None
         if action_choices is not None:
             try:
                 self.space = MultiDiscrete(tuple(int(count) for count in action_choices))
@@ -65,6 +64,17 @@ class RandomAgent(Agent):
             self._action = self._zero_action()
         elif space is not None and space != self.space:
             raise ValueError(f"the agent drives {self.space}, but the world takes {space}")
+
+    @property
+    def space(self) -> ActionSpace | None:
+        """What this agent drives: fixed by ``action_choices`` or taken from the world."""
+        return self._space
+
+    @space.setter
+    def space(self, space: ActionSpace | None) -> None:
+        self._space = space
+        # Drawn from on every decision: made once, not per step.
+        self._choices = torch.tensor(space.choices if isinstance(space, MultiDiscrete) else [])
 
     def _zero_action(self) -> torch.Tensor:
         if isinstance(self.space, Box):
@@ -99,7 +109,7 @@ class RandomAgent(Agent):
     def _draw(self, space: ActionSpace) -> torch.Tensor:
         if isinstance(space, MultiDiscrete):
             uniform = torch.rand(len(space.choices), generator=self._generator)
-            return (uniform * torch.tensor(space.choices)).long()
+            return (uniform * self._choices).long()
         uniform = torch.rand(space.shape, generator=self._generator, dtype=torch.float64)
         return (space.low + uniform * (space.high - space.low)).to(space.dtype)
 
