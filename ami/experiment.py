@@ -33,10 +33,12 @@ from ami.config_checks import positive_number
 from ami.config_text import redacted_override, redacted_yaml, scrub_hydra_records
 from ami.data.buffer import DataBuffer
 from ami.data.collector import StepCollector
+from ami.evaluation import Evaluation
 from ami.experiment_checks import (
     ConfigError,
     check_buffer_dtypes,
     check_checkpoint_settings,
+    check_evaluation,
     check_trainers,
     check_world,
 )
@@ -48,6 +50,7 @@ from ami.metrics.resources import ResourceMonitor
 from ami.models.gate import ModelGate
 from ami.resume import make_saver, open_resume, restore
 from ami.system.control import SystemControl
+from ami.threads.garbage import check_gc_mode
 from ami.threads.inference import InferenceThread
 from ami.threads.main import MainThread
 from ami.threads.run_report import RunReport
@@ -177,13 +180,19 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
     agent: Agent = instantiate(cfg.agent.agent)
     agent.bind(models.inference, collector)
     environment = _make_environment(cfg)
-    interaction = Interaction(environment, agent)
+    evaluation = _make_evaluation(cfg)
+    interaction = Interaction(
+        environment, agent, record_truth=evaluation is not None and evaluation.wants_truth
+    )
     trainers = _make_trainers(cfg)
     check_trainers(trainers, models.names, buffers)
     time_scale = positive_number("time_scale", cfg.get("time_scale", 1.0))
     check_world(environment, agent, trainers, configured_buffers, time_scale)
+    if evaluation is not None:
+        check_evaluation(evaluation, models.names, buffers, environment)
 
     tensorboard_dir = output_dir / "tensorboard"
+    gc_mode = check_gc_mode("threads.gc", cfg.threads.get("gc", "auto"))
     # Partial configs: the live objects are passed in Python, not merged into configs.
     inference: InferenceThread = instantiate(cfg.threads.inference)(
         interaction=interaction,
@@ -191,6 +200,7 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
         tensorboard_dir=tensorboard_dir,
         models=models.inference,
         time_scale=time_scale,
+        gc=gc_mode,
     )
     training: TrainingThread = instantiate(cfg.threads.training)(
         collector=collector,
@@ -200,6 +210,7 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
         fabric=fabric,
         tensorboard_dir=tensorboard_dir,
         save_buffers=check_checkpoint_settings(cfg).buffers,
+        evaluation=evaluation,
     )
     if resumed is not None:
         restore(resumed, models, buffers, inference, training)
@@ -226,6 +237,7 @@ def build(cfg: DictConfig, output_dir: Path) -> MainThread:
         start_timeout=cfg.threads.start_timeout,
         stop_timeout=cfg.threads.stop_timeout,
         freeze_gc=cfg.threads.freeze_gc,
+        gc=gc_mode,
         gil_switch_interval=cfg.threads.gil_switch_interval,
         hang_timeout=cfg.threads.hang_timeout,
         collector=collector,
@@ -317,6 +329,19 @@ def _make_environment(cfg: DictConfig) -> Environment:
             raise ConfigError(f"interaction.wrappers.{name} must set _partial_: true")
         environment = wrap(environment=environment)
     return environment
+
+
+def _make_evaluation(cfg: DictConfig) -> Evaluation | None:
+    node = OmegaConf.select(cfg, "model.evaluation")
+    if node is None:
+        return None
+    evaluation = instantiate(node)
+    if not isinstance(evaluation, Evaluation):
+        raise ConfigError(
+            f"model.evaluation must build an ami.evaluation.Evaluation, got "
+            f"{type(evaluation).__name__}"
+        )
+    return evaluation
 
 
 def _make_trainers(cfg: DictConfig) -> dict[str, tuple[str, Trainer]]:

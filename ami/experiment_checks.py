@@ -19,6 +19,7 @@ from ami.checkpoints.store import validate_keep_last
 from ami.config_checks import positive_number
 from ami.data.buffer import DataBuffer
 from ami.data.dtypes import check_storable, storage_dtype
+from ami.evaluation import Evaluation
 from ami.interaction.agent import Agent
 from ami.interaction.environment import Environment
 from ami.interaction.spaces import IMAGE, check_modality_names, describe
@@ -73,6 +74,37 @@ def check_trainers(
         except (KeyError, TypeError, ValueError) as error:
             message = error.args[0] if isinstance(error, KeyError) else str(error)
             raise ConfigError(f"{key}: {message}") from None
+
+
+def check_evaluation(
+    evaluation: Evaluation,
+    models: Sequence[str],
+    buffers: Mapping[str, DataBuffer],
+    environment: Environment,
+) -> None:
+    """Raise unless the evaluation's models, buffers and modality exist.
+
+    A buffer it cannot withhold from would let the models train on the frames they are
+    scored on: the numbers would look better than they are.
+    """
+    missing = [name for name in evaluation.reads if name not in models]
+    if missing:
+        raise ConfigError(
+            f"model.evaluation reads model(s) {missing}, but the models are {list(models)}"
+        )
+    unknown = [name for name in evaluation.withhold_from if name not in buffers]
+    if unknown:
+        raise ConfigError(
+            f"model.evaluation.withhold_from names buffer(s) {unknown}, but the buffers are "
+            f"{sorted(buffers)}"
+        )
+    space = environment.observation_space()
+    absent = [name for name in evaluation.modalities if name not in space]
+    if absent:
+        raise ConfigError(
+            f"model.evaluation reads modality {absent}, but {type(environment).__name__} "
+            f"observes {describe(space)}"
+        )
 
 
 def check_world(

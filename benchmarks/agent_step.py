@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     overrides = ["web_api=none", f"max_uptime={args.seconds}", *args.overrides]
     if not args.train:
-        overrides += ["model.trainers=null", "agent.trainers=null"]
+        overrides += ["model.trainers=null", "agent.trainers=null", "model.evaluation=null"]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("launch", overrides=overrides)
     with tempfile.TemporaryDirectory() as out:

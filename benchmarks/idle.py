@@ -37,6 +37,7 @@ def main() -> None:
     overrides = [
         "agent=random",
         "model.trainers=null",
+        "model.evaluation=null",  # nothing to train: nothing to evaluate either
         "web_api=none",
         f"max_uptime={args.seconds}",
         f"threads.inference.interval={args.interval}",

@@ -63,6 +63,10 @@ Prints one JSON line per run (``--runs N``):
   own work (e.g. steps that choose a new action against steps that hold one);
 - ``train_steps_per_s`` (beside the agent), ``standalone_steps_per_s``, and
   ``train_fraction``, their ratio (goal >= 0.92);
+- ``gc_collections`` (phase 3, any thread), ``late_steps`` (started over 1 ms late),
+  ``late_steps_after_gc`` (of those, with a collection since the previous step began)
+  and ``deviation_max_ms_without_gc``: whether the tail is the garbage collector's
+  (``--gc inference`` moves every collection into the agent's slack: ``threads.gc``);
 - ``steps`` (agent steps measured in phase 3), ``overruns`` (deadlines skipped in
   phase 3; ``overruns_no_training`` in phase 2), ``loss_final`` (the trainer learns);
 - ``scheduling``: what each thread reports it got (``status()["scheduling"]``), as
@@ -83,8 +87,9 @@ Prints one JSON line per run (``--runs N``):
 ``--experiment default`` measures the default experiment (10 Hz, curious agent, three
 trainers) the same way: its config composed with Hydra, built with
 ``ami.experiment.build``, run with ``max_uptime``; phase 2 with
-``model.trainers=null agent.trainers=null``, phase 3 as configured, no standalone phase
-(``standalone_steps_per_s`` and ``train_fraction`` are null). ``train_steps_per_s`` is
+``model.trainers=null agent.trainers=null model.evaluation=null``, phase 3 as
+configured, no standalone phase (``standalone_steps_per_s`` and ``train_fraction`` are
+null). ``train_steps_per_s`` is
 then the sum over its trainers, ``train_steps_per_s_by_trainer`` each one's. Extra
 arguments are Hydra overrides for it.
 
@@ -253,7 +258,7 @@ def scheduling_kwargs(mode: str, nice: int) -> tuple[dict[str, Any], dict[str, A
 
 
 def build_loop(
-    folder: Path, agent: bool, train: bool, seconds: float, mode: str, nice: int
+    folder: Path, agent: bool, train: bool, seconds: float, mode: str, nice: int, gc: str = "auto"
 ) -> tuple[MainThread, bool]:
     """One phase's runtime, wired as ``ami.experiment.build`` wires a launch.
 
@@ -273,6 +278,10 @@ def build_loop(
         buffer.extend(prefill(CAPACITY))
     scheduling = scheduling_kwargs(mode, nice)
     inference_kwargs, training_kwargs = scheduling or ({}, {})
+    main_kwargs: dict[str, Any] = {}
+    if accepts(MainThread.__init__, "gc"):  # this checkout can move collections
+        inference_kwargs = {**inference_kwargs, "gc": gc}
+        main_kwargs["gc"] = gc
     tensorboard = folder / "tensorboard"
     threads: list[InferenceThread | TrainingThread] = []
     if agent:
@@ -301,7 +310,12 @@ def build_loop(
     monitored = {"main": threading.current_thread(), **{t.name: t.thread for t in threads}}
     report = RunReport(EventWriter(tensorboard, suffix="main"), ResourceMonitor(monitored))
     main = MainThread(
-        SystemControl(), threads, max_uptime=seconds, collector=collector, report=report
+        SystemControl(),
+        threads,
+        max_uptime=seconds,
+        collector=collector,
+        report=report,
+        **main_kwargs,
     )
     models.transfer_to(training.thread)
     buffer.transfer_to(training.thread)
@@ -323,7 +337,7 @@ def build_experiment(
     if args.experiment != "default":
         overrides.append(f"experiment={args.experiment}")
     if not train:
-        overrides += ["model.trainers=null", "agent.trainers=null"]
+        overrides += ["model.trainers=null", "agent.trainers=null", "model.evaluation=null"]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("launch", overrides=[*overrides, *args.overrides])
         supported = "realtime" in cfg.threads.inference and "nice" in cfg.threads.training
@@ -331,6 +345,8 @@ def build_experiment(
             nice = args.nice if args.scheduling in ("auto", "nice") else "null"
             realtime = "auto" if args.scheduling == "auto" else "off"
             scheduling = [f"threads.inference.realtime={realtime}", f"threads.training.nice={nice}"]
+            if "gc" in cfg.threads:
+                scheduling.append(f"threads.gc={args.gc}")
             cfg = compose("launch", overrides=[*overrides, *scheduling, *args.overrides])
     return build(cfg, folder), supported
 
@@ -343,6 +359,9 @@ class Phase:
     step_ms: list[float]
     reaction_ms: list[float]
     """From each step's start until its action was applied (empty for older checkouts)."""
+    gc_collections: list[float]
+    """Per step (as ``delays_ms``): collections of any thread since the previous step
+    began (empty for checkouts that do not chart them)."""
     train_steps: dict[str, int]
     """Optimizer steps taken in the window, by trainer."""
     seconds: float
@@ -374,6 +393,7 @@ class Phase:
             delays_ms=[value for phase in rounds for value in phase.delays_ms],
             step_ms=[value for phase in rounds for value in phase.step_ms],
             reaction_ms=[value for phase in rounds for value in phase.reaction_ms],
+            gc_collections=[value for phase in rounds for value in phase.gc_collections],
             train_steps={n: sum(p.train_steps.get(n, 0) for p in rounds) for n in names},
             seconds=sum(phase.seconds for phase in rounds),
             overruns=sum(phase.overruns for phase in rounds),
@@ -456,6 +476,7 @@ def run_phase(main: MainThread, folder: Path, supported: bool, warmup: float) ->
             if "inference/reaction_time" in tags
             else []
         ),
+        gc_collections=[e.value for e in after("inference/gc_collections")],
         train_steps=train_steps,
         seconds=max(end - start, 1e-9),
         overruns=int(getattr(threads.get("inference"), "overruns", 0)),
@@ -537,7 +558,7 @@ def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
             folder = Path(out)
             if args.experiment is None:
                 main, supported = build_loop(
-                    folder, agent, train, seconds, args.scheduling, args.nice
+                    folder, agent, train, seconds, args.scheduling, args.nice, args.gc
                 )
             else:
                 main, supported = build_experiment(folder, train, seconds, args)
@@ -601,6 +622,8 @@ def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
             for s, b in zip(standalones, boths, strict=False)
         ]
         or None,
+        **garbage_figures(both),
+        "gc_requested": args.gc,
         "steps": len(both.delays_ms),
         "overruns": both.overruns,
         "overruns_no_training": quiet.overruns,
@@ -623,6 +646,21 @@ def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
     return record
 
 
+def garbage_figures(phase: Phase) -> dict[str, Any]:
+    """Whether the late steps were the collector's: steps late by over 1 ms, and how many
+    of them had a collection (any thread's) since the previous step began."""
+    if len(phase.gc_collections) != len(phase.delays_ms):
+        return {"gc_collections": None}
+    late = [i for i, delay in enumerate(phase.delays_ms) if delay > 1.0]
+    without = [d for d, n in zip(phase.delays_ms, phase.gc_collections, strict=True) if n == 0]
+    return {
+        "gc_collections": int(sum(phase.gc_collections)),
+        "late_steps": len(late),
+        "late_steps_after_gc": sum(1 for i in late if phase.gc_collections[i] > 0),
+        "deviation_max_ms_without_gc": round(max(without), 3) if without else None,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=5.0, help="phase 3's length")
@@ -636,6 +674,12 @@ def main() -> None:
     )
     parser.add_argument("--scheduling", choices=SCHEDULING, default="auto")
     parser.add_argument("--nice", type=int, default=10, help="training's nice (auto, nice)")
+    parser.add_argument(
+        "--gc",
+        choices=["auto", "inference"],
+        default="auto",
+        help="threads.gc: Python collects (auto) or the agent does, in its slack (inference)",
+    )
     parser.add_argument(
         "--experiment",
         default=None,

@@ -163,6 +163,7 @@ def build_runtime(
     save_buffers: bool = False,
     save_every: float | None = None,
     keep_last: int | None = None,
+    gc: str = "auto",
 ) -> Runtime:
     """Assemble the three threads from real parts; call on the thread that will run main."""
     world = world or ScriptedWorld()
@@ -178,6 +179,7 @@ def build_runtime(
         tmp_path / "tb" / "inference",
         models=models.inference,
         interval=interval,
+        gc=gc,  # type: ignore[arg-type]
     )
     training = training_cls(
         collector,
@@ -209,6 +211,7 @@ def build_runtime(
         hang_timeout=hang_timeout,
         collector=collector,
         saver=saver,
+        gc=gc,  # type: ignore[arg-type]
     )
     models.transfer_to(training.thread)
     buffer.transfer_to(training.thread)

@@ -140,3 +140,24 @@ class Environment(ABC):
         Keys are tag suffixes; the inference thread logs them under ``world/``.
         """
         return {}
+
+    def truth(self) -> Mapping[str, torch.Tensor]:
+        """The world's privileged state about itself (e.g. the agent's pose), for evaluation.
+
+        Probes read it (how much of the true pose an encoder's latent holds); it is never
+        given to an agent, which must learn from its observations alone. The interaction
+        asks once per step, right after :meth:`observe`, so it must be cheap and describe
+        the same instant as that observation. The real world and recordings know nothing
+        of the kind: the default, nothing.
+        """
+        return {}
+
+    def images(self) -> Mapping[str, torch.Tensor]:
+        """Pictures of the world's own state for TensorBoard (e.g. a map of where it went).
+
+        Each is ``(3, H, W)`` float in ``[0, 1]``, as
+        :meth:`ami.metrics.event_writer.EventWriter.image` takes it, keyed by tag suffix
+        (logged under ``images/world/``). Asked for rarely (once a world minute), so
+        they may cost milliseconds; never shown to the agent. By default, none.
+        """
+        return {}

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from ami.interaction.agent import Agent
 from ami.interaction.environment import Environment, Feedback
-from ami.interaction.spaces import check_observation
+from ami.interaction.spaces import TRUTH_PREFIX, check_observation
 
 
 class Interaction:
@@ -18,11 +18,19 @@ class Interaction:
     logic can be tested and swapped separately. It also keeps the experience stream
     truthful: after a pause or a jump of the world, the agent's next steps start a new
     segment (:meth:`~ami.data.StepCollector.begin_segment`).
+
+    Args:
+        environment: The world.
+        agent: The agent.
+        record_truth: Add the world's own state (:meth:`Environment.truth`) to each
+            observation as ``truth/<name>``, for an evaluation to pair with the frames
+            (the agent passes it into its records; it must not decide on it).
     """
 
-    def __init__(self, environment: Environment, agent: Agent) -> None:
+    def __init__(self, environment: Environment, agent: Agent, record_truth: bool = False) -> None:
         self.environment = environment
         self.agent = agent
+        self.record_truth = record_truth
         self.observation_space = environment.observation_space()
         """What the world declared it observes; its first observation is checked against it."""
         self.acted_at = 0.0
@@ -50,6 +58,13 @@ class Interaction:
         if not self._checked:
             check_observation(observation, self.observation_space, type(self.environment).__name__)
             self._checked = True
+        if self.record_truth:
+            truth = self.environment.truth()
+            if truth:
+                observation = {
+                    **observation,
+                    **{TRUTH_PREFIX + name: value for name, value in truth.items()},
+                }
         if self.environment.broke_continuity():
             self.agent.on_discontinuity()
             self.agent.collector.begin_segment()

@@ -45,6 +45,17 @@ RESERVED_KEYS: Final = frozenset(
 Observation: TypeAlias = Mapping[str, torch.Tensor]
 """One observation: modality name -> tensor."""
 
+TRUTH_PREFIX: Final = "truth/"
+"""Observation (and record) keys of the world's own state (``Environment.truth``, e.g.
+``truth/pose``), added only while an evaluation asks for them. An agent must never
+decide on them; it passes them into its records (:func:`truth_entries`) so that the
+evaluation can pair each frame with what was true when it was seen."""
+
+
+def truth_entries(observation: Observation) -> dict[str, torch.Tensor]:
+    """The ``truth/*`` entries of ``observation``, for an agent's record of it."""
+    return {key: value for key, value in observation.items() if key.startswith(TRUTH_PREFIX)}
+
 
 @dataclass(frozen=True)
 class Box:

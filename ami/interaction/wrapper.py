@@ -72,3 +72,11 @@ class EnvironmentWrapper(Environment):
     @override
     def metrics(self) -> Mapping[str, float]:
         return self.environment.metrics()
+
+    @override
+    def truth(self) -> Mapping[str, torch.Tensor]:
+        return self.environment.truth()
+
+    @override
+    def images(self) -> Mapping[str, torch.Tensor]:
+        return self.environment.images()

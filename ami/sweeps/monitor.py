@@ -200,11 +200,16 @@ def check_objective_name(name: str) -> None:
     from ami.threads.run_report import FINAL_METRICS
 
     for pattern in FINAL_METRICS:
-        regex = re.escape(pattern).replace(re.escape("<trainer>"), "[^/]+")
+        regex = (
+            re.escape(pattern)
+            .replace(re.escape("<trainer>"), "[^/]+")
+            .replace(re.escape("<name>"), ".+")  # eval/probe_r2/position_final
+        )
         if re.fullmatch(regex, name):
             return
     raise SystemExit(
         f"optimized_metric={name!r}: expected one of the end-of-run metrics "
         f"{', '.join(FINAL_METRICS)} (<trainer> is a trainer's name, e.g. "
-        "training/dynamics/loss_final)"
+        "training/dynamics/loss_final; <name> an evaluation's, e.g. "
+        "eval/prediction_vs_copy_final)"
     )

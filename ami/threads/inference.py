@@ -23,6 +23,7 @@ from ami.interaction.environment import WorldEnded
 from ami.interaction.interaction import Interaction
 from ami.models.gate import InferenceModels
 from ami.threads.background import BackgroundThread
+from ami.threads.garbage import GcMode, GcWatch, SlackCollector, check_gc_mode
 from ami.threads.scheduling import Realtime, check_realtime, make_realtime
 from ami.throttle import Throttle
 
@@ -50,6 +51,13 @@ class InferenceThread(BackgroundThread):
             ``interval / time_scale`` wall seconds. The world's clock is its steps: it
             stops while paused and is saved with them
             (:attr:`world_seconds`).
+        gc: ``auto`` leaves garbage collection to Python; ``inference`` collects after
+            this thread's steps, in their slack, while the main thread keeps automatic
+            collection off (:mod:`ami.threads.garbage`). Either way every collection
+            is counted (``inference/gc_collections``).
+        images_every: World seconds between the world's pictures of itself
+            (:meth:`Environment.images`, e.g. the built-in world's map of visited cells),
+            charted as ``images/world/<name>``, and once more at the end; None: never.
     """
 
     def __init__(
@@ -62,6 +70,8 @@ class InferenceThread(BackgroundThread):
         torch_threads: int | None = None,
         realtime: Realtime = "auto",
         time_scale: float = 1.0,
+        images_every: float | None = 60.0,
+        gc: GcMode = "auto",
     ) -> None:
         super().__init__("inference", tensorboard_dir, torch_threads)
         self.time_scale = positive_number("time_scale", time_scale)
@@ -71,12 +81,26 @@ class InferenceThread(BackgroundThread):
         self.models = models
         self.interval = positive_number("threads.inference.interval", interval)
         self._period = self.interval / self.time_scale
+        self._image_steps = (
+            None
+            if images_every is None
+            else max(
+                1,
+                round(
+                    positive_number("threads.inference.images_every", images_every) / self.interval
+                ),
+            )
+        )
+        """Steps between world pictures: on the world's clock, so time_scale keeps the count."""
         """Wall seconds between step starts."""
         self.steps = 0
         self.overruns = 0
         self._deadline: float | None = None  # set by the first tick, after the start
         self._last_start: float | None = None
         self._overrun_warnings = Throttle(_OVERRUN_WARNING_INTERVAL)
+        self.gc = check_gc_mode("threads.gc", gc)
+        self._gc_watch = GcWatch()
+        self._slack_collector = SlackCollector() if self.gc == "inference" else None
         self._world: Mapping[str, float] = {}
         """The world's numbers after the last step (its ``metrics()``, e.g. coverage)."""
 
@@ -123,8 +147,11 @@ class InferenceThread(BackgroundThread):
             self._deadline += missed * self._period
             self.overruns += missed
             self._warn_overrun(missed)
+        if self._slack_collector is not None:
+            self._slack_collector.after_step(self._deadline - time.perf_counter(), self._period)
 
     def _step(self, started: float, delay: float) -> None:
+        collections = self._gc_watch.take()  # since the previous step began
         self.interaction.step()
         finished = time.perf_counter()
         self.steps += 1
@@ -138,6 +165,8 @@ class InferenceThread(BackgroundThread):
             "inference/overruns": float(self.overruns),
             "inference/pending_steps": float(self.collector.pending),
             "inference/dropped_steps": float(self.collector.dropped_total),
+            # Any thread's: a late step beside a collection was the collector's.
+            "inference/gc_collections": float(collections),
         }
         if self._last_start is not None:
             values["inference/step_interval"] = started - self._last_start
@@ -155,6 +184,12 @@ class InferenceThread(BackgroundThread):
                 values[f"inference/model_age/{name}/optimizer_steps"] = float(optimizer_steps)
                 values[f"inference/model_age/{name}/seconds"] = seconds
         self.metrics.scalars(values, self.steps)
+        if self._image_steps is not None and self.steps % self._image_steps == 0:
+            self._chart_world_images()  # after the step, in its slack: milliseconds, rarely
+
+    def _chart_world_images(self) -> None:
+        for name, image in self.interaction.environment.images().items():
+            self.metrics.image(f"images/world/{name}", image, self.steps)
 
     def _resume(self) -> None:
         self.interaction.on_resume()
@@ -194,6 +229,11 @@ class InferenceThread(BackgroundThread):
         self.collector.load_state_dict(state["collector"])
         self.steps = int(state["steps"])
         self.overruns = int(state["overruns"])
+
+    @override
+    def on_end(self) -> None:
+        if self._image_steps is not None and self.steps % self._image_steps != 0:
+            self._chart_world_images()  # where the run ended, unless just charted
 
     @override
     def on_finally(self) -> None:

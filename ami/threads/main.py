@@ -44,6 +44,7 @@ from ami.checkpoints.saving import Saver
 from ami.config_checks import positive_number
 from ami.system.control import Activity, SystemControl, SystemState
 from ami.threads.background import BackgroundThread
+from ami.threads.garbage import GcMode, check_gc_mode
 from ami.threads.liveness import Hang, HangWatch
 from ami.threads.run_report import RunReport
 from ami.threads.waker import Waker
@@ -89,6 +90,9 @@ class MainThread:
         stop_timeout: Seconds the threads may take to stop, from the shutdown request.
         freeze_gc: Move everything built before the start out of the collector's sight,
             so full collections stay short while large models are loaded.
+        gc: ``inference`` turns automatic garbage collection off from the start to
+            the end of the run: the inference thread collects in its slack instead
+            (:mod:`ami.threads.garbage`; give it the same mode). ``auto`` leaves it on.
         gil_switch_interval: Seconds a thread running Python code may keep the GIL
             while another waits for it (``sys.setswitchinterval``) during the run;
             Python's 5 ms default lets the training thread's Python work delay an
@@ -120,6 +124,7 @@ class MainThread:
         start_timeout: float = 300.0,
         stop_timeout: float = 30.0,
         freeze_gc: bool = True,
+        gc: GcMode = "auto",
         gil_switch_interval: float | None = 0.001,
         hang_timeout: float | None = 30.0,
         collector: ExperienceCounts | None = None,
@@ -136,6 +141,8 @@ class MainThread:
         self.start_timeout = positive_number("threads.start_timeout", start_timeout)
         self.stop_timeout = positive_number("threads.stop_timeout", stop_timeout)
         self.freeze_gc = freeze_gc
+        self.gc = check_gc_mode("threads.gc", gc)
+        self._gc_was_enabled = True
         if gil_switch_interval is not None:
             positive_number("threads.gil_switch_interval", gil_switch_interval)
         self.gil_switch_interval = gil_switch_interval
@@ -328,6 +335,9 @@ class MainThread:
         if self.freeze_gc:
             gc.collect()
             gc.freeze()
+        if self.gc == "inference":
+            self._gc_was_enabled = gc.isenabled()
+            gc.disable()  # the inference thread collects in its slack from now on
         self._started_at = time.monotonic()
         if self.saver is not None:
             self.saver.start(self._started_at)
@@ -406,6 +416,8 @@ class MainThread:
             self.api.close()
         if self.freeze_gc:
             gc.unfreeze()
+        if self.gc == "inference" and self._gc_was_enabled:
+            gc.enable()
         summary: dict[str, Mapping[str, Any]] = {
             thread.name: {"state": self._thread_state(thread), **thread.status()}
             for thread in self.threads

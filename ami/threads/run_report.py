@@ -42,12 +42,14 @@ FINAL_METRICS = (
     "inference/steps_per_second",
     "inference/overruns_total",
     "inference/world/cells_visited_final",
+    "eval/<name>_final",
     "run/uptime_seconds",
     "run/outcome_code",
 )
 """The end-of-run scalars: ``loss_final`` is the mean loss of a trainer's last 50
 optimizer steps, ``loss_best`` the lowest such mean; ``cells_visited_final`` only where
-the world counts cells."""
+the world counts cells; ``eval/<name>_final`` the run's last evaluation
+(:mod:`ami.evaluation`, e.g. ``eval/prediction_vs_copy_final``) where there is one."""
 
 
 class RunReport:
@@ -163,6 +165,8 @@ class RunReport:
             cells = inference.get("world", {}).get("cells_visited")
             if cells is not None:
                 metrics["inference/world/cells_visited_final"] = float(cells)
+        for key, value in training.get("evaluation", {}).items():
+            metrics[f"eval/{key}_final"] = float(value)
         metrics["run/uptime_seconds"] = uptime
         metrics["run/outcome_code"] = float(OUTCOME_CODES[outcome])
         self.metrics = metrics

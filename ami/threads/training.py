@@ -10,6 +10,7 @@ acknowledged within one module's forward or backward pass, not one run.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
@@ -22,6 +23,7 @@ from ami.checkpoints.run_state import non_finite
 from ami.config_checks import positive_number, whole_number
 from ami.data.buffer import DataBuffer
 from ami.data.collector import StepCollector
+from ami.evaluation import Evaluation
 from ami.models.gate import ModelGate
 from ami.state import global_rng_state, set_global_rng_state
 from ami.system.control import ThreadControl
@@ -53,6 +55,9 @@ class TrainingThread(BackgroundThread):
         nice: Added to this thread's nice value (and so its torch workers'): training
             yields a core to the agent the moment it wakes (:mod:`ami.threads.scheduling`);
             None or 0 leaves it.
+        evaluation: Holds blocks of experience out of the buffers it names and scores
+            the models on them every ``evaluation.every`` seconds and at the end
+            (``eval/*``, :mod:`ami.evaluation`); None: no evaluation.
     """
 
     def __init__(
@@ -67,6 +72,7 @@ class TrainingThread(BackgroundThread):
         torch_threads: int | None = None,
         log_every: float | None = 10.0,
         nice: int | None = 10,
+        evaluation: Evaluation | None = None,
     ) -> None:
         super().__init__("training", tensorboard_dir, torch_threads)
         if log_every is not None:
@@ -85,6 +91,10 @@ class TrainingThread(BackgroundThread):
             whole_number("threads.training.nice", nice, minimum=0)
         self.nice = nice
         self._loss_logs = {name: Throttle(log_every or 0.0) for name in self.trainers}
+        self.evaluation = evaluation
+        self._next_evaluation = 0.0
+        self._evaluated: Mapping[str, float] = {}
+        """The last evaluation's numbers, swapped in whole (the status reads them)."""
 
     @override
     def bind(self, control: ThreadControl, notify_main: Callable[[], None]) -> None:
@@ -102,6 +112,9 @@ class TrainingThread(BackgroundThread):
         for name, trainer in self.trainers.items():
             trainer.bind(name, self.models, self.buffers, self.fabric, self.control, self.metrics)
             trainer.setup()
+        if self.evaluation is not None:
+            self.evaluation.bind(self.models, self.fabric)
+            self._next_evaluation = time.monotonic() + self.evaluation.every
         logger.info(
             "ready: trainers %s on %s (%s precision); scheduling: %s",
             ", ".join(self.trainers) or "(none)",
@@ -134,6 +147,8 @@ class TrainingThread(BackgroundThread):
         if scaler is not None and state.get("precision") is not None:
             scaler.load_state_dict(state["precision"])
         set_global_rng_state(state["rng"])
+        if self.evaluation is not None and state.get("evaluation") is not None:
+            self.evaluation.load_state_dict(state["evaluation"])
 
     @override
     def checkpoint_state(self) -> Mapping[str, Any]:
@@ -166,6 +181,12 @@ class TrainingThread(BackgroundThread):
             "precision": scaler.state_dict() if scaler is not None else None,
             "rng": global_rng_state(),
             "steps_taken": self.steps_taken,
+            # Held-out steps are data: kept where the buffers are.
+            "evaluation": (
+                self.evaluation.state_dict()
+                if self.evaluation is not None and self.save_buffers
+                else None
+            ),
         }
 
     @override
@@ -182,6 +203,8 @@ class TrainingThread(BackgroundThread):
                 if self._loss_logs[name].ready():
                     self._log_losses(trainer)
                 self._take_new_steps()
+        if self.evaluation is not None and time.monotonic() >= self._next_evaluation:
+            self._evaluate(lambda: not self.control.is_active())
         if not ran:
             self.metrics.flush()  # idle from here on: let the last run's charts reach disk
             self.control.wait()
@@ -190,6 +213,22 @@ class TrainingThread(BackgroundThread):
     def on_end(self) -> None:
         for trainer in self.trainers.values():
             self._log_losses(trainer)  # the steps since the last line, if any
+        if self.evaluation is not None:
+            self._evaluate(lambda: False)  # the run's final numbers: not cut short
+
+    def _evaluate(self, interrupted: Callable[[], bool]) -> None:
+        assert self.evaluation is not None
+        results = self.evaluation.evaluate(self.steps_taken, interrupted)
+        if not results:
+            return  # too little held out yet, or a pause came first: try again later
+        self._next_evaluation = time.monotonic() + self.evaluation.every
+        self._evaluated = results
+        self.metrics.scalars({f"eval/{key}": v for key, v in results.items()}, self.steps_taken)
+        logger.info(
+            "evaluation after %d steps: %s",
+            self.steps_taken,
+            ", ".join(f"{key} {value:.4g}" for key, value in results.items()),
+        )
 
     @staticmethod
     def _log_losses(trainer: Trainer) -> None:
@@ -220,8 +259,17 @@ class TrainingThread(BackgroundThread):
         if not len(taken):
             return
         segments = taken.segments
-        for buffer in self.buffers.values():
-            buffer.extend(taken, segments)
+        if self.evaluation is None:
+            for buffer in self.buffers.values():
+                buffer.extend(taken, segments)
+        else:
+            steps = list(taken)
+            kept, kept_segments = self.evaluation.hold_out.split(steps, segments, self.steps_taken)
+            for name, buffer in self.buffers.items():
+                if name in self.evaluation.withhold_from:
+                    buffer.extend(kept, kept_segments)
+                else:
+                    buffer.extend(steps, segments)
         self.steps_taken += len(taken)
         values = {
             f"buffer/{name}/{key}": value
@@ -249,6 +297,7 @@ class TrainingThread(BackgroundThread):
             },
             "buffers": {name: len(buffer) for name, buffer in self.buffers.items()},
             "scheduling": self.scheduling,
+            "evaluation": self._evaluated,  # the last eval/* numbers (empty before the first)
         }
 
 

@@ -1,4 +1,7 @@
-"""Audio as an observation: the spectrogram, WAV replay, the world's sound, the microphone."""
+"""Audio as an observation: the spectrogram, WAV replay, the world's sound, the microphone.
+
+Replaying other media files, and a video's own sound: test_video_audio.py.
+"""
 
 from __future__ import annotations
 
@@ -209,15 +212,20 @@ def test_a_stereo_file_at_another_rate_is_resampled_and_mixed(tmp_path: Path) ->
     assert int(apart[1].mean(dim=1).argmax()) == bands.band_of(300.0)
 
 
-def test_a_file_that_is_not_16_bit_pcm_is_refused_naming_the_path(tmp_path: Path) -> None:
+def test_without_pyav_a_wav_that_is_not_16_bit_pcm_is_refused_naming_the_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With PyAV such files play (tests/interaction/test_video_audio.py); without, a hint."""
+    monkeypatch.setitem(sys.modules, "av", None)  # import now fails as if absent
     path = write_wav(tmp_path / "eight.wav", np.zeros(100, dtype=np.uint8), width=1)
     sensor = AudioFileSensor(str(path))
-    with pytest.raises(ValueError, match=r"eight.wav.*8-bit, 1 channel\(s\); expected 16-bit PCM"):
+    refused = r"eight.wav.*8-bit, 1 channel\(s\); expected 16-bit PCM.*"
+    with pytest.raises(ValueError, match=refused + r'pip install -e "\.\[audio\]"'):
         sensor.setup()
     (tmp_path / "junk.wav").write_bytes(b"not a wav at all")
-    with pytest.raises(ValueError, match=r"junk.wav'.*not a 16-bit PCM WAV file"):
+    with pytest.raises(ImportError, match=r"junk.wav'.*only 16-bit PCM WAV files are read without"):
         AudioFileSensor(str(tmp_path / "junk.wav")).setup()
-    with pytest.raises(FileNotFoundError, match=r"interaction.audio.path=.*no such WAV file"):
+    with pytest.raises(FileNotFoundError, match=r"interaction.audio.path=.*no such sound or video"):
         AudioFileSensor(str(tmp_path / "missing.wav"))
 
 
@@ -626,7 +634,7 @@ def test_device_indices_and_names_are_told_apart_and_nonsense_refused() -> None:
 
 def test_a_missing_sounddevice_names_the_audio_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # import now fails as if absent
-    with pytest.raises(ImportError, match=r"sounddevice package.*pip install -e '\.\[audio\]'"):
+    with pytest.raises(ImportError, match=r'sounddevice package.*pip install -e "\.\[audio\]"'):
         MicrophoneSensor(device=0).setup()
 
 

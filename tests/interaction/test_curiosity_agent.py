@@ -8,13 +8,17 @@ from collections.abc import Mapping
 import pytest
 import torch
 from runtime_parts import small_models
+from torch import nn
 
 from ami.data import SequentialBuffer, StepCollector
 from ami.interaction.agents import CuriosityAgent
-from ami.models import ModelGate
+from ami.models import ModelGate, inference_method
 from ami.models.nets import (
+    EnsembleDynamics,
     ForwardDynamics,
     MultiCategorical,
+    PolicyValue,
+    disagreement,
 )
 
 CHOICES = [3, 3, 3, 2, 2]
@@ -291,3 +295,179 @@ def test_a_jump_of_the_world_discards_the_pending_record_and_starts_memory_afres
     act(agent, frame(10))
     assert collector.pending == 2, "no record spans the jump"
     assert agent.metrics()["discarded_records"] == 1.0
+
+
+# --- reward=disagreement -------------------------------------------------------------
+
+SCALES = (1.0, 2.0, 3.0)
+"""The stub ensemble's members predict the latent times these: variance 2/3 of z^2."""
+
+
+class ScaledMembers(nn.Module):
+    """A fixed ensemble whose disagreement about z_{t+1} is known: 2/3 * mean(z_t^2)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scales = nn.Parameter(torch.tensor(SCALES), requires_grad=False)
+        self.latent_dim, self.hidden_dim, self.members = 8, 16, len(SCALES)
+
+    def forward(
+        self, latent: torch.Tensor, action: torch.Tensor, hidden: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        predictions, next_hidden = self.predict_members(latent, action, hidden)
+        return predictions.mean(dim=0), next_hidden
+
+    @inference_method
+    def predict_members(
+        self, latent: torch.Tensor, action: torch.Tensor, hidden: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.scales[:, None, None] * latent[None], hidden + 1
+
+    @inference_method
+    def initial_hidden(self, batch_size: int) -> torch.Tensor:
+        return torch.zeros(batch_size, self.hidden_dim)
+
+
+def with_dynamics(dynamics: nn.Module, policy_hidden: int = 16) -> ModelGate:
+    """The small world model with another forward model (and a policy that reads its memory)."""
+    parts = small_models()
+    torch.manual_seed(3)
+    return ModelGate(
+        {
+            "encoder": parts.training_module("encoder"),
+            "decoder": parts.training_module("decoder"),
+            "dynamics": dynamics,
+            "policy": PolicyValue(8, policy_hidden, CHOICES, 16),
+        }
+    )
+
+
+def ensemble_models() -> ModelGate:
+    torch.manual_seed(2)
+    return with_dynamics(EnsembleDynamics(3, 8, CHOICES, 16, 4), policy_hidden=48)
+
+
+def disagreeing_agent(models: ModelGate) -> tuple[CuriosityAgent, StepCollector]:
+    agent = CuriosityAgent(action_names=NAMES, seed=0, reward="disagreement")
+    collector = StepCollector()
+    agent.bind(models.inference, collector)
+    agent.setup()
+    return agent, collector
+
+
+def test_a_disagreement_is_the_variance_of_the_predictions_made_at_its_own_step() -> None:
+    models = with_dynamics(ScaledMembers())
+    agent, collector = disagreeing_agent(models)
+    frames = [frame(t) for t in range(5)]
+    act(agent, frames[0])
+    assert collector.pending == 0, "the record still goes out one step late"
+    for f in frames[1:]:
+        act(agent, f)
+    records = list(collector.take())
+    assert len(records) == 4
+    with models.inference.snapshot() as snapshot:
+        latents = [snapshot["encoder"](f[None])[0] for f in frames]
+    for t, record in enumerate(records):
+        assert set(record) == KEYS
+        assert torch.equal(record["image"], frames[t])
+        torch.testing.assert_close(record["latent"], latents[t])
+        expected = torch.tensor(SCALES).var(correction=0) * latents[t].square().mean()
+        torch.testing.assert_close(record["reward"], expected)
+        assert float(expected) == pytest.approx(2 / 3 * float(latents[t].square().mean()))
+    assert agent.metrics()["intrinsic_reward"] == pytest.approx(float(records[-1]["reward"]))
+
+
+def test_an_ensembles_disagreement_reward_is_that_of_its_members_predictions() -> None:
+    models = ensemble_models()
+    agent, collector = disagreeing_agent(models)
+    for t in range(4):
+        act(agent, frame(t))
+    records = list(collector.take())
+    assert len(records) == 3 and records[1]["hidden"].shape == (48,)
+    with models.inference.snapshot() as snapshot:
+        for record in records:
+            members, _ = snapshot["dynamics"].predict_members(
+                record["latent"][None], record["action"][None], record["hidden"][None]
+            )
+            torch.testing.assert_close(record["reward"], disagreement(members))
+            assert float(record["reward"]) > 0
+
+
+def test_a_disagreement_is_not_redone_after_an_encoder_publication() -> None:
+    """All its members predicted from one latent: it is already in one space."""
+    models = with_dynamics(ScaledMembers())
+    agent, collector = disagreeing_agent(models)
+    first = frame(1)
+    act(agent, first)
+    with models.inference.snapshot() as snapshot:
+        old = snapshot["encoder"](first[None])[0]
+    republish_encoder(models, 5.0)
+    agent.step({"image": frame(2)})
+    republish_encoder(models, 0.5)
+    agent.after_action()
+    (record,) = list(collector.take())
+    expected = torch.tensor(SCALES).var(correction=0) * old.square().mean()
+    torch.testing.assert_close(record["reward"], expected)
+
+
+def test_the_error_reward_with_an_ensemble_is_that_of_the_members_mean() -> None:
+    models = ensemble_models()
+    agent, collector = make_agent(models)
+    frames = [frame(t) for t in range(3)]
+    for f in frames:
+        act(agent, f)
+    records = list(collector.take())
+    with models.inference.snapshot() as snapshot:
+        encoder, dynamics = snapshot["encoder"], snapshot["dynamics"]
+        for t, record in enumerate(records):
+            members, _ = dynamics.predict_members(
+                record["latent"][None], record["action"][None], record["hidden"][None]
+            )
+            expected = (members.mean(dim=0)[0] - encoder(frames[t + 1][None])[0]).square().mean()
+            torch.testing.assert_close(record["reward"], expected)
+
+
+def test_a_disagreement_spanning_a_pause_is_discarded_like_an_error() -> None:
+    agent, collector = disagreeing_agent(with_dynamics(ScaledMembers()))
+    act(agent, frame(0))
+    agent.on_pause()
+    agent.on_resume()
+    act(agent, frame(1))
+    assert collector.pending == 0 and agent.metrics()["discarded_records"] == 1.0
+    act(agent, frame(2))
+    (record,) = list(collector.take())
+    assert torch.equal(record["image"], frame(1))
+
+
+def test_a_resumed_disagreeing_agent_carries_on_the_ensembles_memory() -> None:
+    models = ensemble_models()
+    agent, _ = disagreeing_agent(models)
+    for t in range(3):
+        act(agent, frame(t))
+    state = agent.state_dict()
+    resumed = CuriosityAgent(action_names=NAMES, seed=0, reward="disagreement")
+    resumed.load_state_dict(state)
+    collector = StepCollector()
+    resumed.bind(models.inference, collector)
+    resumed.setup()
+    assert torch.equal(resumed._hidden, state["hidden"]) and state["hidden"].shape == (1, 48)
+    for t in range(3, 5):
+        act(resumed, frame(t))
+    (record,) = list(collector.take())
+    assert torch.equal(record["hidden"], state["hidden"][0]), "the saved memory, all members"
+    assert float(record["reward"]) > 0
+
+
+def test_disagreement_with_a_single_forward_model_is_refused_naming_both_keys() -> None:
+    agent = CuriosityAgent(action_names=NAMES, reward="disagreement")
+    with pytest.raises(
+        ValueError, match=r"agent\.agent\.reward=disagreement.*model\.models\.dynamics\.ensemble"
+    ):
+        agent.bind(small_models().inference, StepCollector())
+
+
+def test_an_unknown_reward_names_the_key_and_the_choices() -> None:
+    with pytest.raises(
+        ValueError, match=r"agent\.agent\.reward='surprise'.*\['error', 'disagreement'\]"
+    ):
+        CuriosityAgent(reward="surprise")

@@ -395,13 +395,14 @@ def test_a_box_action_env_with_the_world_model_is_refused_saying_what_works(
         build(cfg, tmp_path)
     message = str(caught.value)
     assert "interaction.action_choices=null" in message
-    assert "agent=random model.models=null model.trainers=null" in message
+    assert "agent=random model.models=null model.trainers=null model.evaluation=null" in message
     ok = compose_launch(
         "interaction=gym",
         "interaction.env_id=Pendulum-v1",
         "agent=random",
         "model.models=null",
         "model.trainers=null",
+        "model.evaluation=null",
         "fabric.accelerator=cpu",
     )
     main = build(ok, tmp_path / "ok")

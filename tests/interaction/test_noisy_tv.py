@@ -198,7 +198,7 @@ def test_metrics_count_the_steps_spent_watching_and_are_zero_without_a_screen() 
     tv.step(STILL)
     metrics = tv.metrics()
     assert metrics["screen_in_view"] == 0.0 and metrics["screen_steps"] == 3.0
-    assert set(metrics) == {"x", "y", "heading", "cells_visited", *zeros}
+    assert set(metrics) == {"x", "y", "heading", "cells_visited", "cells_total", *zeros}
 
 
 def test_a_step_with_the_screen_at_the_edge_of_view_is_not_counted() -> None:

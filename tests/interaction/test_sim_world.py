@@ -156,13 +156,14 @@ def test_metrics_expose_the_true_pose_and_cells_visited() -> None:
         env.affect(torch.tensor([1, 0, 0, 0, 0]))
     metrics = env.metrics()
     assert set(metrics) == {
-        *("x", "y", "heading", "cells_visited"),
+        *("x", "y", "heading", "cells_visited", "cells_total"),
         *("screen_in_view", "screen_steps", "channel_switches"),  # 0 without the noisy TV
     }
     assert metrics["screen_in_view"] == metrics["screen_steps"] == 0.0
     assert metrics["x"] == pytest.approx(1.5 + 25 * 0.12)
     assert metrics["y"] == 1.5 and metrics["heading"] == 0.0
     assert metrics["cells_visited"] == env.cells_visited == before + 3
+    assert metrics["cells_total"] == 302.0  # the built-in map's floor cells
 
 
 def test_bad_actions_are_rejected() -> None:

@@ -109,3 +109,20 @@ def test_a_video_resumes_at_the_frame_it_had_reached(
     assert torch.equal(resumed.read(), original.read()), "the third frame, not the first"
     original.teardown()
     resumed.teardown()
+
+
+def test_now_playing_names_the_file_and_the_moment_of_the_frame_just_shown(folder: Path) -> None:
+    """What a video's sound follows (ami/interaction/io/video_sound.py): 10 fps here."""
+    sensor = VideoFilesSensor(str(folder), width=8, height=8)
+    with pytest.raises(RuntimeError, match=r"no frame read yet"):
+        sensor.now_playing()
+    sensor.setup()
+    assert sensor.current_video == folder / "a.avi"
+    shown = []
+    for _ in range(5):
+        sensor.read()
+        shown.append(sensor.now_playing())
+    a, b = folder / "a.avi", folder / "b.mkv"
+    assert shown == [(a, 0.0), (a, pytest.approx(0.1)), (b, 0.0), (b, pytest.approx(0.1)), (a, 0.0)]
+    sensor.teardown()
+    assert sensor.current_video is None

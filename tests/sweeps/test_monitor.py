@@ -83,8 +83,12 @@ def test_the_job_count_of_an_optuna_search_is_its_trials() -> None:
 def test_an_objective_no_run_writes_is_refused_naming_the_choices() -> None:
     check_objective_name("training/dynamics/loss_final")
     check_objective_name("inference/steps_per_second")
+    check_objective_name("eval/prediction_vs_copy_final")
+    check_objective_name("eval/probe_r2/position_final")
     with pytest.raises(SystemExit, match=r"'training/dynamics/loss_fnal'.*loss_best"):
         check_objective_name("training/dynamics/loss_fnal")
+    with pytest.raises(SystemExit, match=r"'eval/prediction_vs_copy'"):
+        check_objective_name("eval/prediction_vs_copy")  # charted, but not an end-of-run number
 
 
 @pytest.mark.usefixtures("signals_back")

@@ -1,4 +1,4 @@
-"""The curious agent: rewarded for what its forward model failed to predict."""
+"""The curious agent: rewarded for its forward model's error, or its ensemble's disagreement."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ from typing_extensions import override
 from ami.data.collector import StepCollector
 from ami.interaction.agent import Agent
 from ami.interaction.environment import NO_FEEDBACK, Feedback
-from ami.interaction.spaces import IMAGE, ActionSpace, MultiDiscrete, Observation
+from ami.interaction.spaces import IMAGE, ActionSpace, MultiDiscrete, Observation, truth_entries
 from ami.models.gate import InferenceModels
-from ami.models.nets import MultiCategorical
+from ami.models.nets import MultiCategorical, disagreement
 from ami.models.snapshot import InferenceModel
+from ami.sharing import ReadOnlyError
 
 DEFAULT_ACTION_NAMES = ("move_vertical", "move_horizontal", "look_horizontal", "jump", "run")
 """Names of the default world's action categories, for the entropy charts."""
+
+REWARDS = ("error", "disagreement")
+"""What :class:`CuriosityAgent` can be rewarded with (``agent.agent.reward``)."""
 
 
 def _on(model: InferenceModel, *tensors: torch.Tensor) -> list[torch.Tensor]:
@@ -45,8 +49,20 @@ class _Due:
     """By this encoder version."""
 
 
+@dataclass(frozen=True)
+class _Scored:
+    """A recorded step whose reward was known when it was taken (a disagreement)."""
+
+    previous: dict[str, torch.Tensor]
+    """The previous step's record."""
+    reward: torch.Tensor
+    """Its reward."""
+
+
 class CuriosityAgent(Agent):
     r"""Acts with a learned policy and rewards itself with its own prediction error.
+
+    (Or with an ensemble's disagreement: ``reward="disagreement"``, below.)
 
     Each step, with observation :math:`o_t`:
 
@@ -69,6 +85,17 @@ class CuriosityAgent(Agent):
     of one encoder version: if the encoder was republished between a prediction and
     its outcome, the prediction is redone with the new one.
 
+    With ``reward="disagreement"`` the dynamics model must be an ensemble
+    (:class:`~ami.models.nets.EnsembleDynamics`, ``model.models.dynamics.ensemble>=2``)
+    and step 4 asks each member for its prediction; the reward of step :math:`t` is
+    their disagreement about :math:`z_{t+1}`, the variance across members (about
+    their mean, so the mean member's squared error is the mean prediction's plus this)
+    averaged over latent entries. A source of pure noise (the noisy TV) cannot keep it
+    high: every member learns to predict its mean. It is known at step :math:`t`, from
+    one encoder version, so nothing is encoded again after a publication; the record
+    still goes out one step late, as with the error, so that the trainers and buffers
+    see the same flow whichever reward is chosen.
+
     A pause breaks time: the pending record, whose reward would span the gap, is
     discarded (counted in ``discarded_records``), and the first step after the resume
     computes no reward. The hidden state is kept, since the world it summarises is
@@ -84,6 +111,12 @@ class CuriosityAgent(Agent):
         action_repeat: Steps each sampled action is held.
         seed: Seed of the action sampling.
         modality: The observation entry the encoder reads.
+        reward: ``"error"`` (the forward model's prediction error) or
+            ``"disagreement"`` (an ensemble's disagreement).
+
+    Raises:
+        ValueError: ``reward`` is neither; at :meth:`bind`, ``"disagreement"`` with a
+            dynamics model that has no members to disagree.
     """
 
     def __init__(
@@ -95,9 +128,13 @@ class CuriosityAgent(Agent):
         action_repeat: int = 1,
         seed: int = 0,
         modality: str = IMAGE,
+        reward: str = "error",
     ) -> None:
         if action_repeat < 1:
             raise ValueError(f"agent.action_repeat must be >= 1, got {action_repeat}")
+        if reward not in REWARDS:
+            raise ValueError(f"agent.agent.reward={reward!r}: expected one of {list(REWARDS)}")
+        self.reward = reward
         self.modality = modality
         self.modalities = (modality,)
         self.model_names = {"encoder": encoder, "dynamics": dynamics, "policy": policy}
@@ -111,7 +148,9 @@ class CuriosityAgent(Agent):
         self._prediction: torch.Tensor | None = None
         self._prediction_version = 0
         self._discarded = 0
-        self._due: _Due | None = None
+        self._due: _Due | _Scored | None = None
+        self._disagreement: torch.Tensor | None = None
+        """With ``reward="disagreement"``: the pending record's reward, known at its step."""
         self._restored: dict[str, Any] = {}
         self._metrics: dict[str, float] = {}
 
@@ -125,6 +164,22 @@ class CuriosityAgent(Agent):
                     "Use a model config that has it, e.g. model=world_model."
                 )
         super().bind(models, collector)
+        if self.reward == "disagreement":
+            self._check_ensemble()
+
+    def _check_ensemble(self) -> None:
+        """Refuse a dynamics model without members, before the run starts."""
+        name = self.model_names["dynamics"]
+        with self.models.snapshot() as models:
+            dynamics = models[name]
+            try:
+                dynamics.predict_members  # noqa: B018  (only asks whether it is declared)
+            except ReadOnlyError:
+                raise ValueError(
+                    f"agent.agent.reward=disagreement needs an ensemble of forward models, but "
+                    f"model {name!r} has no members to disagree (no predict_members): set "
+                    "model.models.dynamics.ensemble to 2 or more, or agent.agent.reward=error"
+                ) from None
 
     @override
     def fit_action_space(self, space: ActionSpace | None) -> None:
@@ -141,6 +196,7 @@ class CuriosityAgent(Agent):
         self._held = 0
         self._pending = None
         self._prediction = None
+        self._disagreement = None
         if self._restored:  # a resumed run carries on the saved memory
             self._hidden = self._restored["hidden"].clone()
             self._action = self._restored["action"].clone()
@@ -156,6 +212,7 @@ class CuriosityAgent(Agent):
     def teardown(self) -> None:
         self._pending = None
         self._prediction = None
+        self._disagreement = None
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -189,6 +246,7 @@ class CuriosityAgent(Agent):
             self._discarded += 1
         self._pending = None
         self._prediction = None
+        self._disagreement = None
 
     @override
     def step(self, observation: Observation) -> torch.Tensor:
@@ -199,6 +257,7 @@ class CuriosityAgent(Agent):
                 models[names["dynamics"]],
                 models[names["policy"]],
                 observation[self.modality],
+                truth_entries(observation),
             )
 
     def _step(
@@ -207,10 +266,13 @@ class CuriosityAgent(Agent):
         dynamics: InferenceModel,
         policy: InferenceModel,
         observation: torch.Tensor,
+        truth: Mapping[str, torch.Tensor],
     ) -> torch.Tensor:
         latent = self._encode(encoder, observation)
         self._metrics.pop("intrinsic_reward", None)
-        if self._prediction is not None and self._pending is not None:
+        if self._disagreement is not None and self._pending is not None:
+            self._due = _Scored(self._pending, self._disagreement)  # recorded in after_action
+        elif self._prediction is not None and self._pending is not None:
             # Scored in after_action, once the action is out.
             self._due = _Due(
                 self._pending,
@@ -227,7 +289,14 @@ class CuriosityAgent(Agent):
         if decision:
             self._action = distribution.sample(self._generator)[0]
         self._held = (self._held + 1) % self.action_repeat
-        prediction, next_hidden = dynamics(*_on(dynamics, latent, self._action[None], self._hidden))
+        inputs = _on(dynamics, latent, self._action[None], self._hidden)
+        if self.reward == "disagreement":
+            members, next_hidden = dynamics.predict_members(*inputs)
+            self._disagreement = disagreement(members.float().cpu())
+        else:
+            prediction, next_hidden = dynamics(*inputs)
+            self._prediction = prediction.float().cpu()
+            self._prediction_version = encoder.version
         value = value.float().cpu()
         self._pending = {
             self.modality: observation,
@@ -237,18 +306,18 @@ class CuriosityAgent(Agent):
             "action_log_prob": distribution.log_prob(self._action[None])[0],
             "value": value[0],
             "decision": torch.tensor(decision),
+            **truth,  # for an evaluation's probe (ami.evaluation), never for deciding
         }
-        self._prediction = prediction.float().cpu()
-        self._prediction_version = encoder.version
         self._hidden = next_hidden.float().cpu()
         self._record_metrics(distribution, float(value[0]))
         return self._action
 
     @override
     def after_action(self, feedback: Feedback = NO_FEEDBACK) -> None:
-        """Score the previous step by how wrong its prediction was, and record it.
+        """Record the previous step with its reward: its disagreement, or its error.
 
-        Both latents must come from one encoder version; otherwise the reward would
+        A disagreement was known at its step. An error is scored here, and both
+        latents must come from one encoder version; otherwise the reward would
         compare two latent spaces: a spike after every representation run that has
         nothing to do with novelty. After a publication (a few percent of steps) this
         means encoding again, which is why it waits until the action is out.
@@ -256,6 +325,12 @@ class CuriosityAgent(Agent):
         due, self._due = self._due, None
         if due is None:
             return
+        reward = due.reward if isinstance(due, _Scored) else self._prediction_error(due)
+        self.collector.append({**due.previous, "reward": reward})
+        self._metrics["intrinsic_reward"] = float(reward)
+
+    def _prediction_error(self, due: _Due) -> torch.Tensor:
+        """The mean squared error of the step's prediction, in one encoder's latent space."""
         prediction, latent = due.prediction, due.latent
         if due.predicted_with != due.encoded_with:
             names = self.model_names
@@ -264,9 +339,8 @@ class CuriosityAgent(Agent):
                 if encoder.version != due.encoded_with:  # published again since the step
                     latent = self._encode(encoder, due.observation)
                 prediction = self._predict_again(encoder, dynamics, due.previous)
-        reward = (prediction - latent).float().square().mean()
-        self.collector.append({**due.previous, "reward": reward})
-        self._metrics["intrinsic_reward"] = float(reward)
+        error: torch.Tensor = (prediction - latent).float().square().mean()
+        return error
 
     def _predict_again(
         self, encoder: InferenceModel, dynamics: InferenceModel, pending: Mapping[str, torch.Tensor]

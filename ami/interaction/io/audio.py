@@ -1,7 +1,10 @@
-"""Audio sensors: a live microphone (a loopback of VRChat's output) and WAV files for replay.
+"""Audio sensors: a live microphone (a loopback of VRChat's output) and sound files for replay.
 
-Both fill the ``audio`` modality with the :class:`LogMelSpectrogram` of their last
-``window_seconds`` (float ``(channels, n_mels, frames)`` in ``[0, 1]``).
+A file is a 16-bit PCM WAV (read by the standard library's ``wave``, no extra needed)
+or the sound track of any other media file, video included (decoded by PyAV,
+:mod:`ami.interaction.io.media_audio`). Both sensors fill the ``audio`` modality with
+the :class:`LogMelSpectrogram` of their last ``window_seconds`` (float ``(channels,
+n_mels, frames)`` in ``[0, 1]``).
 
 Threads: the system has three threads (main, inference, training) and a sensor adds
 none of its own. A live device delivers its samples on PortAudio's callback thread,
@@ -42,6 +45,7 @@ from typing_extensions import override
 
 from ami.config_checks import positive_number
 from ami.interaction.environment import WorldEnded
+from ami.interaction.io.media_audio import MEDIA_INSTALL_HINT, av_installed, decode_track
 from ami.interaction.io.sensor import Sensor
 from ami.interaction.io.spectrogram import AUDIO, LogMelSpectrogram
 from ami.interaction.spaces import Box
@@ -52,7 +56,8 @@ logger = logging.getLogger(__name__)
 Samples = npt.NDArray[np.float32]
 """Float samples, ``(channels, samples)`` unless said otherwise."""
 
-INSTALL_HINT = "pip install -e '.[audio]'"
+INSTALL_HINT = MEDIA_INSTALL_HINT
+"""Double quotes: the one spelling that works in cmd.exe, PowerShell and POSIX shells."""
 
 
 def load_sounddevice() -> Any:
@@ -374,7 +379,7 @@ class MicrophoneSensor(Sensor):
 
 
 class EndOfAudio(WorldEnded):
-    """The WAV file was played to its end and ``loop`` is off."""
+    """The sound file was played to its end and ``loop`` is off."""
 
 
 def read_wav(path: str | Path) -> tuple[Samples, int]:
@@ -407,6 +412,49 @@ def read_wav(path: str | Path) -> tuple[Samples, int]:
     return (pcm.T.astype(np.float32) / 32768.0), rate
 
 
+def is_wav(path: str | Path) -> bool:
+    """Whether the file starts as a RIFF WAVE does, whatever its name ends with."""
+    with open(path, "rb") as file:
+        header = file.read(12)
+    return header[:4] == b"RIFF" and header[8:12] == b"WAVE"
+
+
+def load_track(path: str | Path, rate: int, channels: int) -> Samples:
+    """A sound file as float ``(channels, samples)`` at ``rate`` Hz, for replay.
+
+    A 16-bit PCM WAV is read by ``wave``, exactly and without PyAV; anything else (a
+    video's sound track, mp3, flac, ogg, a WAV of another sample format) is decoded by
+    PyAV, whose absence is then named with the extra to install.
+
+    Raises:
+        ImportError: The file needs PyAV, which is not installed.
+        ValueError: The file cannot be read, has no audio track or holds no samples.
+    """
+    key = "interaction.audio.path"
+    if is_wav(path):
+        try:
+            samples, native = read_wav(path)
+        except ValueError as error:  # 24-bit, float, 8-bit, 5.1...: PyAV reads those
+            if not av_installed():
+                raise ValueError(
+                    f"{error}; or install PyAV, which reads any WAV: {MEDIA_INSTALL_HINT}"
+                ) from None
+        else:
+            return to_channels(resample(samples, native, rate), channels)
+    return to_channels(decode_track(path, key, rate, channels).samples, channels)
+
+
+def to_channels(samples: Samples, channels: int) -> Samples:
+    """``(channels, n)``: stereo averaged into mono, or mono doubled into stereo."""
+    if samples.shape[0] == channels:
+        return np.ascontiguousarray(samples, dtype=np.float32)
+    if channels == 1:
+        return np.ascontiguousarray(samples.mean(axis=0, keepdims=True), dtype=np.float32)
+    if samples.shape[0] == 1:
+        return np.ascontiguousarray(np.repeat(samples, channels, axis=0), dtype=np.float32)
+    raise ValueError(f"{samples.shape[0]} channels cannot become {channels}")
+
+
 def resample(samples: Samples, rate: int, target: int) -> Samples:
     """``samples`` at ``target`` Hz: band-limited (FFT), once, when a file is loaded."""
     if rate == target:
@@ -422,7 +470,7 @@ def resample(samples: Samples, rate: int, target: int) -> Samples:
 
 
 class AudioFileSensor(Sensor):
-    """A WAV file replayed step by step: each read plays one step's worth of samples.
+    """A sound file replayed step by step: each read plays one step's worth of samples.
 
     The ``k``-th read returns the window that ends ``(k + 1) * step_seconds`` into the
     file (silence before its start), so a replay follows the steps, however fast they
@@ -430,8 +478,16 @@ class AudioFileSensor(Sensor):
     window across the seam holds the end and then the start, and the jump is reported
     as a break of continuity); otherwise the run stops cleanly (:class:`EndOfAudio`).
 
+    The file is a WAV or any media file with sound, a video's included (its audio
+    track alone; sample 0 is the track's first sample). To hear a video in step with
+    its frames, use ``interaction=video interaction.audio.enabled=true``
+    (:class:`~ami.interaction.io.video_sound.VideoSoundSensor`), which follows the
+    frames' own times rather than a fixed step.
+
     Args:
-        path: A 16-bit PCM WAV file, mono or stereo; another sample rate is resampled.
+        path: A 16-bit PCM WAV file (mono or stereo, read without extras) or any other
+            file with an audio track (mp4, mkv, webm, mp3, flac, ogg...: PyAV, the
+            ``audio`` extra). Another sample rate is resampled.
         step_seconds: Sound per step: the inference interval (``threads.inference.interval``).
         loop: Start over after the end.
         sample_rate: Rate of the spectrogram.
@@ -458,9 +514,13 @@ class AudioFileSensor(Sensor):
         fft_seconds: float = 0.032,
     ) -> None:
         if not isinstance(path, str | Path) or not str(path):
-            raise ValueError(f"interaction.audio.path must be a WAV file, got {path!r}")
+            raise ValueError(
+                f"interaction.audio.path must be the path of a sound or video file, got {path!r}"
+            )
         if not Path(path).is_file():
-            raise FileNotFoundError(f"interaction.audio.path={str(path)!r}: no such WAV file")
+            raise FileNotFoundError(
+                f"interaction.audio.path={str(path)!r}: no such sound or video file"
+            )
         self.path = str(path)
         self.spectrogram = LogMelSpectrogram(
             sample_rate, n_mels, window_seconds, hop_seconds, fft_seconds, channels
@@ -487,15 +547,9 @@ class AudioFileSensor(Sensor):
 
     @override
     def setup(self) -> None:
-        samples, rate = read_wav(self.path)
-        samples = resample(samples, rate, self.spectrogram.sample_rate)
-        if samples.shape[0] != self.spectrogram.channels:
-            samples = (
-                samples.mean(axis=0, keepdims=True)
-                if self.spectrogram.channels == 1
-                else np.repeat(samples, 2, axis=0)
-            )
-        self._samples = np.ascontiguousarray(samples, dtype=np.float32)
+        self._samples = load_track(
+            self.path, self.spectrogram.sample_rate, self.spectrogram.channels
+        )
         length = self._samples.shape[1]
         if not self.loop and length < self.step_samples:
             raise ValueError(

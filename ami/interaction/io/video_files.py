@@ -5,6 +5,11 @@ sensor loops back to the first by default, so a run ends when the runtime stops 
 (``max_uptime``, the web API), the same way as every other world. With ``loop=False``
 the end of the data raises :class:`EndOfVideos` (a
 :class:`~ami.interaction.environment.WorldEnded`): the run then stops cleanly, exit 0.
+
+Each read is the next frame, whatever the inference interval: a step lasts one frame
+of the video (1/fps of its time), and :meth:`VideoFilesSensor.now_playing` tells which
+file and which moment of it the last frame shows, so that the video's own sound
+(:mod:`ami.interaction.io.video_sound`) can be heard at that very moment.
 """
 
 from __future__ import annotations
@@ -84,9 +89,35 @@ class VideoFilesSensor(Sensor):
         self._capture: cv2.VideoCapture | None = None
         self._cut = False
         self._resume: tuple[str, int] | None = None
+        self._shown: tuple[Path, float] | None = None
+
+    @property
+    def current_video(self) -> Path | None:
+        """The file the next frame comes from (None before setup, or after the end)."""
+        if self._capture is None or self._index >= len(self._videos):
+            return None
+        return self._videos[self._index]
+
+    def now_playing(self) -> tuple[Path, float]:
+        """The file of the frame the last read returned, and that frame's time in it.
+
+        The time is the frame's presentation timestamp in seconds from the start of the
+        file's video stream, as FFmpeg reads it from the container (OpenCV's
+        ``CAP_PROP_POS_MSEC``): exact for a variable frame rate too, where counting
+        frames at the nominal fps would drift.
+
+        Raises:
+            RuntimeError: No frame was read since setup.
+        """
+        if self._shown is None:
+            raise RuntimeError(
+                "VideoFilesSensor.now_playing(): no frame read yet (read() comes first)"
+            )
+        return self._shown
 
     @override
     def setup(self) -> None:
+        self._shown = None
         self._videos = list_videos(self.path)
         for video in self._videos[1:]:  # fail now, not hours later at the broken file
             open_capture(str(video)).release()
@@ -153,6 +184,8 @@ class VideoFilesSensor(Sensor):
             if ok and frame is not None:
                 self._frames_this_pass += 1
                 self._frame += 1
+                seconds = max(0.0, float(self._capture.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0)
+                self._shown = (self._videos[self._index], seconds)
                 return frame_to_observation(as_image(frame), self.width, self.height)
             self._next_video()
 

@@ -1,7 +1,8 @@
 """The neural networks of the world model and the agent.
 
 Every module here is a pure function of its inputs: recurrent state goes in and comes
-out (see :class:`ForwardDynamics`), never stays inside, because a
+out (see :class:`ForwardDynamics`; :class:`EnsembleDynamics` is several of them, for a
+disagreement reward), never stays inside, because a
 :class:`~ami.models.ModelGate` hands the inference thread a different module object
 at every publication. Pick a size with a name::
 
@@ -16,7 +17,7 @@ at every publication. Pick a size with a name::
 """
 
 from ami.models.nets.action_embedding import ActionEmbedding
-from ami.models.nets.dynamics import ForwardDynamics
+from ami.models.nets.dynamics import EnsembleDynamics, ForwardDynamics, disagreement
 from ami.models.nets.factories import (
     DEFAULT_ACTION_CHOICES,
     build_decoder,
@@ -39,6 +40,7 @@ __all__ = [
     "DEFAULT_ACTION_CHOICES",
     "WORLD_MODEL_SIZES",
     "ActionEmbedding",
+    "EnsembleDynamics",
     "ForwardDynamics",
     "ImageDecoder",
     "ImageEncoder",
@@ -57,6 +59,7 @@ __all__ = [
     "build_multimodal_encoder",
     "build_policy",
     "build_vae_encoder",
+    "disagreement",
     "kl_divergence",
     "reparameterize",
     "world_model_size",

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ami.config_checks import whole_number
-from ami.models.nets.dynamics import ForwardDynamics
+from ami.models.nets.dynamics import EnsembleDynamics, ForwardDynamics
 from ami.models.nets.image import ImageDecoder, ImageEncoder, halved_sizes
 from ami.models.nets.multimodal import MultimodalDecoder, MultimodalEncoder
 from ami.models.nets.policy import PolicyValue
@@ -118,33 +118,69 @@ def discrete_actions(action_choices: Sequence[int] | None, model: str) -> list[i
             f"interaction.action_choices=null: the world model's {model} model embeds "
             "discrete action choices, and this world lists none (it takes continuous "
             "actions, a Box, or leaves its space open). Run such a world with the random "
-            "agent and no world model: agent=random model.models=null model.trainers=null; "
+            "agent and no world model: agent=random model.models=null model.trainers=null "
+            "model.evaluation=null; "
             "or pick a world with Discrete or MultiDiscrete actions"
         )
     return [int(n) for n in action_choices]
 
 
 def build_dynamics(
-    size: str, action_choices: Sequence[int] | None = DEFAULT_ACTION_CHOICES
-) -> ForwardDynamics:
-    """A :class:`ForwardDynamics` of the named size."""
+    size: str,
+    action_choices: Sequence[int] | None = DEFAULT_ACTION_CHOICES,
+    ensemble: int = 1,
+) -> ForwardDynamics | EnsembleDynamics:
+    """The forward model of the named size: one, or an ensemble of ``ensemble`` members.
+
+    ``ensemble=1`` is the single :class:`ForwardDynamics` (the same parameters and the
+    same draws from the global generator as ever, so older checkpoints still load);
+    ``ensemble>=2`` an :class:`EnsembleDynamics`, whose members' disagreement the
+    curious agent can be rewarded with (``agent.agent.reward=disagreement``).
+
+    Raises:
+        ValueError: ``ensemble`` is not a whole number >= 1, naming
+            ``model.models.dynamics.ensemble``.
+    """
+    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
+        raise ValueError(
+            f"model.models.dynamics.ensemble={ensemble!r}: expected 1 (one forward model) "
+            "or a whole number >= 2 (an ensemble of that many, for agent.agent.reward=disagreement)"
+        )
     preset = world_model_size(size)
-    return ForwardDynamics(
-        preset.latent_dim,
-        discrete_actions(action_choices, "dynamics"),
-        preset.hidden_dim,
-        preset.action_embed_dim,
+    choices = discrete_actions(action_choices, "dynamics")
+    if ensemble == 1:
+        return ForwardDynamics(
+            preset.latent_dim, choices, preset.hidden_dim, preset.action_embed_dim
+        )
+    return EnsembleDynamics(
+        ensemble, preset.latent_dim, choices, preset.hidden_dim, preset.action_embed_dim
     )
 
 
 def build_policy(
-    size: str, action_choices: Sequence[int] | None = DEFAULT_ACTION_CHOICES
+    size: str,
+    action_choices: Sequence[int] | None = DEFAULT_ACTION_CHOICES,
+    dynamics_ensemble: int = 1,
 ) -> PolicyValue:
-    """A :class:`PolicyValue` of the named size."""
+    """A :class:`PolicyValue` of the named size.
+
+    It reads the forward model's recurrent state beside the latent: with an ensemble of
+    ``dynamics_ensemble`` members (``model.models.dynamics.ensemble``) that state is
+    every member's, concatenated, so its input widens with it.
+    """
+    if (
+        isinstance(dynamics_ensemble, bool)
+        or not isinstance(dynamics_ensemble, int)
+        or dynamics_ensemble < 1
+    ):
+        raise ValueError(
+            f"model.models.policy.dynamics_ensemble={dynamics_ensemble!r}: expected the "
+            "dynamics model's number of members (model.models.dynamics.ensemble), >= 1"
+        )
     preset = world_model_size(size)
     return PolicyValue(
         preset.latent_dim,
-        preset.hidden_dim,
+        preset.hidden_dim * dynamics_ensemble,
         discrete_actions(action_choices, "policy"),
         preset.policy_width,
     )

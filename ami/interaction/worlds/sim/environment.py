@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ from ami.interaction.io.actions import ACTION_CHOICES, inputs_from_action
 from ami.interaction.io.frames import rgb_to_observation
 from ami.interaction.io.spectrogram import AUDIO
 from ami.interaction.spaces import IMAGE, Box, Observation, image_space
+from ami.interaction.worlds.sim.coverage import coverage_map
 from ami.interaction.worlds.sim.sound import SimSound
 from ami.interaction.worlds.sim.world import Pose, SimWorld
 
@@ -23,8 +25,9 @@ logger = logging.getLogger(__name__)
 class SimEnvironment(Environment):
     """A :class:`SimWorld` driven directly: each action is one world step.
 
-    The true pose goes to :meth:`metrics` (TensorBoard) and to :attr:`pose` (tests,
-    benchmarks), never into observations.
+    The true pose goes to :meth:`metrics` (TensorBoard), :meth:`truth` (probes) and
+    :attr:`pose` (tests, benchmarks), never into observations; :meth:`images` draws the
+    map of where the agent has been.
 
     Args:
         world: The world to drive.
@@ -99,3 +102,21 @@ class SimEnvironment(Environment):
     @override
     def metrics(self) -> Mapping[str, float]:
         return self.world.metrics()
+
+    @override
+    def truth(self) -> dict[str, torch.Tensor]:
+        """``pose``: ``[x / map width, y / map height, cos heading, sin heading]``, float32.
+
+        Fractions of the map's size, so that a probe's R^2 compares across layouts, and
+        the heading as a point on the circle, so that 359 and 1 degrees are neighbours.
+        """
+        x, y, heading = self.world.pose
+        radians = math.radians(heading)
+        grid = self.world.grid
+        values = [x / grid.width, y / grid.height, math.cos(radians), math.sin(radians)]
+        return {"pose": torch.tensor(values, dtype=torch.float32)}
+
+    @override
+    def images(self) -> dict[str, torch.Tensor]:
+        """``coverage``: the top-down map of :func:`~.coverage.coverage_map`."""
+        return {"coverage": rgb_to_observation(coverage_map(self.world))}

@@ -109,7 +109,11 @@ class SimWorld:
         self._lift = 0.0
         self._lift_velocity = 0.0
         self._jump_held = False
-        self._visited = {(int(start[0]), int(start[1]))}
+        self._visited: dict[tuple[int, int], int] = {(int(start[0]), int(start[1])): 0}
+        """Each cell the agent's centre has entered -> the step it first did (coverage map)."""
+        self.cells_total = len(self.grid.free_cells)
+        """Floor cells: all the agent can ever visit, so ``cells_visited / cells_total`` is
+        the share of the map explored (a layout's sealed-off floor counts too)."""
         self._jumped = False
         self.steps = 0
         self.walked = 0.0
@@ -162,16 +166,33 @@ class SimWorld:
         if self.grid.blocked(np.array(x), np.array(y), BODY_RADIUS):
             raise ValueError(f"({x}, {y}) is inside or too close to a wall")
         self._x, self._y, self._heading = float(x), float(y), math.radians(heading)
-        self._visited.add((int(x), int(y)))
+        self._visit(int(x), int(y))
         self._jumped = True
 
+    @property
+    def first_visits(self) -> npt.NDArray[np.int64]:
+        """``(H, W)`` like :attr:`GridMap.wall`: the step each cell was first entered, -1 never.
+
+        Cells restored from a checkpoint that did not keep the order read 0, the oldest.
+        """
+        steps = np.full(self.grid.wall.shape, -1, dtype=np.int64)
+        for (x, y), step in self._visited.items():
+            steps[y, x] = step
+        return steps
+
+    def _visit(self, x: int, y: int) -> None:
+        """Note cell ``(x, y)`` entered now; a cell keeps the step it was first entered."""
+        self._visited.setdefault((x, y), self.steps)
+
     def state_dict(self) -> dict[str, Any]:
-        """The agent's pose and motion, what it has visited, the movers and the generators."""
+        """The agent's pose and motion, what it visited when, the movers and the generators."""
+        visited = sorted(self._visited)
         state: dict[str, Any] = {
             "pose": [self._x, self._y, self._heading],
             "lift": [self._lift, self._lift_velocity],
             "jump_held": self._jump_held,
-            "visited": sorted(self._visited),
+            "visited": visited,
+            "first_visit": [self._visited[cell] for cell in visited],
             "jumped": self._jumped,
             "steps": self.steps,
             "movers": self.movers.state_dict(),
@@ -181,11 +202,25 @@ class SimWorld:
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` into a world built with the same layout and movers."""
+        """Restore :meth:`state_dict` into a world built with the same layout and movers.
+
+        A state saved before the world kept the order of first visits (no
+        ``first_visit``) still loads: its visited cells count as first entered at step 0,
+        so the coverage map shows them in the oldest colour.
+        """
         self._x, self._y, self._heading = (float(v) for v in state["pose"])
         self._lift, self._lift_velocity = (float(v) for v in state["lift"])
         self._jump_held = bool(state["jump_held"])
-        self._visited = {(int(x), int(y)) for x, y in state["visited"]}
+        cells = [(int(x), int(y)) for x, y in state["visited"]]
+        first = state.get("first_visit")
+        if first is None:
+            first = [0] * len(cells)
+        elif len(first) != len(cells):
+            raise ValueError(
+                f"the saved world's first_visit has {len(first)} steps for {len(cells)} "
+                "visited cells; it needs one per cell"
+            )
+        self._visited = {cell: int(step) for cell, step in zip(cells, first, strict=True)}
         self._jumped = bool(state["jumped"])
         self.steps = int(state["steps"])
         self.movers.load_state_dict(state["movers"])
@@ -221,8 +256,8 @@ class SimWorld:
         self.movers.step()
         if self.screen is not None:
             self.screen.refresh()
-        self._visited.add((int(self._x), int(self._y)))
         self.steps += 1
+        self._visit(int(self._x), int(self._y))
 
     def _move(self, dx: float, dy: float) -> None:
         """Each axis separately, so that walking into a wall at an angle slides along it."""
@@ -277,6 +312,10 @@ class SimWorld:
     def metrics(self) -> dict[str, float]:
         """True pose, exploration and the screen's pull, for TensorBoard (``world/...``).
 
+        ``cells_visited`` counts the floor cells entered so far and ``cells_total`` all
+        floor cells (it never changes), so that ``cells_visited / cells_total`` is the
+        share of the map explored, comparable across layouts.
+
         ``screen_in_view`` is the share of the last frame's columns showing the screen,
         ``screen_steps`` the steps whose frame showed it in at least
         :data:`~ami.interaction.worlds.sim.screen.SEEN_FRACTION` of them, and
@@ -290,6 +329,7 @@ class SimWorld:
             "y": y,
             "heading": heading,
             "cells_visited": float(self.cells_visited),
+            "cells_total": float(self.cells_total),
             "screen_in_view": self.screen_fraction,
             "screen_steps": 0.0 if screen is None else float(screen.watched_steps),
             "channel_switches": 0.0 if screen is None else float(screen.switches),
