@@ -52,6 +52,8 @@ def test_a_stopped_run_saves_and_the_next_resumes_from_it(tmp_path: Path) -> Non
     steps, runs = first.trainer.global_step, first.trainer.runs
     assert steps > 0 and state["run"]["reason"] == "final"
     assert state["inference"]["steps"] == first.inference.steps
+    # The world's clock (its steps times the interval, 0.01 s here) is saved with them.
+    assert state["inference"]["world_seconds"] == pytest.approx(first.inference.steps * 0.01)
 
     trainer = BrightnessTrainer(min_new_steps=10_000)  # no new run: state stays as loaded
     second = build_runtime(

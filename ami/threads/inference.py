@@ -218,6 +218,10 @@ class InferenceThread(BackgroundThread):
             "collector": self.collector.state_dict(),
             "steps": self.steps,
             "overruns": self.overruns,
+            # The world's clock when saved (its steps times the interval): what a
+            # checkpoint's moment means for the world, at any time_scale. Derived from
+            # steps, so a resume needs only those.
+            "world_seconds": self.world_seconds,
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
