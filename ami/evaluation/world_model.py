@@ -115,7 +115,7 @@ class WorldModelEvaluation(Evaluation):
                 prediction_sum += float(F.mse_loss(decoded, following)) * count
                 copy_sum += float(F.mse_loss(frames[:-1], following)) * count
                 pairs += count
-        results: dict[str, float] = {"held_out_steps": float(sum(len(x) for x in latents))}
+        results: dict[str, float] = {"held_out_steps": float(len(self.hold_out.steps))}
         if pairs:
             results["pairs"] = float(pairs)
             results["prediction_error"] = prediction_sum / pairs
