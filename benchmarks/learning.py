@@ -11,11 +11,12 @@ line:
 - ``cells_visited`` (the sim world's last ``inference/world/cells_visited``),
   ``cells_total`` and ``coverage_auc``: the mean, over the run's steps, of the fraction
   of floor cells visited so far (1 would be every cell from the first step);
-- ``prediction_vs_copy``: the run's last ``eval/prediction_vs_copy`` (the world model's
-  next-frame error on held-out frames of the last minute over that of "next frame =
-  current frame"; :mod:`ami.evaluation`), ``probe_r2`` and ``probe_r2_heading``: the
-  last ``eval/probe_r2/position`` and ``/heading`` (a ridge probe from the encoder's
-  latent to the true pose);
+- from the run's last evaluation (:mod:`ami.evaluation`; None where it had no number):
+  ``prediction_vs_copy`` (``eval/prediction_vs_copy``: the world model's next-frame
+  error on held-out frames of the last 600 steps, a minute at the default 10 Hz, over
+  that of "next frame = current frame"), ``probe_r2`` and ``probe_r2_heading``
+  (``eval/probe_r2/position`` and ``/heading``: a ridge probe from the encoder's latent
+  to the true pose);
 - ``screen_fraction``: the share of steps whose frame showed the noisy TV (with
   ``--noisy-tv``; 0 without).
 
@@ -99,6 +100,26 @@ def last(points: list[tuple[float, float]] | None) -> float | None:
     return points[-1][1] if points else None
 
 
+def final_evaluation(log_dir: Path) -> dict[str, float]:
+    """The ``eval/*`` numbers of the run's last evaluation, and only those.
+
+    Every evaluation charts ``eval/held_out_steps`` at the step it ran; a number the last
+    one left out (a probe with too few frames) is missing here, not an older value.
+    """
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = [tag for tag in events.Tags()["scalars"] if tag.startswith("eval/")]
+    if "eval/held_out_steps" not in tags:
+        return {}
+    step = events.Scalars("eval/held_out_steps")[-1].step
+    found: dict[str, float] = {}
+    for tag in tags:
+        points = events.Scalars(tag)
+        if points and points[-1].step == step:
+            found[tag] = points[-1].value
+    return found
+
+
 def summarize(run_dir: Path) -> dict[str, float | None]:
     """The benchmark's numbers from a finished run's event files."""
     tensorboard = run_dir / "tensorboard"
@@ -114,6 +135,7 @@ def summarize(run_dir: Path) -> dict[str, float | None]:
     window = min(WINDOW_SECONDS, (end - start) / 2)
     total = last(totals)
     screen = last(scalars.get("inference/world/screen_steps"))
+    evaluation = final_evaluation(tensorboard)
     return {
         "loss_first_minute": mean_between(losses, start, start + window),
         "loss_last_minute": mean_between(losses, end - window, end),
@@ -125,9 +147,9 @@ def summarize(run_dir: Path) -> dict[str, float | None]:
         "coverage_auc": (
             sum(value for _, value in cells) / (len(cells) * total) if cells and total else None
         ),
-        "prediction_vs_copy": last(scalars.get("eval/prediction_vs_copy")),
-        "probe_r2": last(scalars.get("eval/probe_r2/position")),
-        "probe_r2_heading": last(scalars.get("eval/probe_r2/heading")),
+        "prediction_vs_copy": evaluation.get("eval/prediction_vs_copy"),
+        "probe_r2": evaluation.get("eval/probe_r2/position"),
+        "probe_r2_heading": evaluation.get("eval/probe_r2/heading"),
         "screen_fraction": None if screen is None else screen / len(steps),
     }
 
@@ -138,6 +160,15 @@ def run_one(args: argparse.Namespace) -> int:
     run_dir = args.output_dir or (
         ROOT / "logs" / "benchmarks" / "learning" / f"{stamp}_{args.agent}{tv}_seed{args.seed}"
     )
+    events = run_dir / "tensorboard"
+    if events.is_dir() and any(events.iterdir()):
+        # Its numbers would mix the old run's events with the new one's.
+        print(
+            f"--output-dir {run_dir}: holds a run already ({events} is not empty); "
+            "give a new folder",
+            file=sys.stderr,
+        )
+        return 2
     run_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
         level=logging.INFO,
@@ -174,6 +205,11 @@ def parse_seeds(text: str) -> list[int]:
         ) from None
     if not seeds:
         raise argparse.ArgumentTypeError(f"--seeds {text!r}: names no seed")
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:  # one folder per seed and arm: a repeat would overwrite and mix runs
+        raise argparse.ArgumentTypeError(
+            f"--seeds {text!r}: names seed(s) {repeated} twice; name each seed once"
+        )
     return seeds
 
 
@@ -269,6 +305,7 @@ def compare(runs: Sequence[dict[str, object]], seeds: Sequence[int]) -> dict[str
         "per_seed": rows,
         "overall": overall,
         "curiosity_beats_random_on": sum(beats),
+        "seeds_compared": len(beats),
     }
 
 
@@ -282,8 +319,8 @@ def table(summary: dict[str, object]) -> str:
         ("cells_ratio", "ratio", "{:.2f}"),
         ("curiosity_coverage_auc", "coverage AUC: curiosity", "{:.3f}"),
         ("random_coverage_auc", "coverage AUC: random", "{:.3f}"),
-        ("prediction_vs_copy", "prediction/copy", "{:.3f}"),
-        ("probe_r2", "probe R² (position)", "{:.2f}"),
+        ("prediction_vs_copy", "prediction/copy: curiosity", "{:.3f}"),
+        ("probe_r2", "probe R² (position): curiosity", "{:.2f}"),
         ("noisy_tv_ratio", "noisy TV ratio", "{:.2f}"),
         ("screen_fraction", "steps on screen", "{:.2f}"),
     ]

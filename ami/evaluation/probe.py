@@ -17,15 +17,19 @@ def ridge_r2(
     targets: torch.Tensor,
     train_fraction: float = 0.8,
     penalties: tuple[float, ...] = PENALTIES,
+    fit_rows: int | None = None,
 ) -> float | None:
     """R^2 of a ridge fit on the first ``train_fraction`` of the rows, scored on the rest.
 
     Rows are in time order, so the score says how well a map learnt on earlier frames
     carries to later ones, not how well it interpolates between neighbours. Features are
-    standardised with the fitting rows' statistics. The penalty is chosen among
-    ``penalties`` by leave-one-out error on the fitting rows alone (exact for ridge:
-    each row's residual over ``1 - h_ii``), so that a latent wider than the frames are
-    many is not scored by an overfitted map, and the scored rows never choose anything.
+    standardised with the fitting rows' statistics; a feature that (almost) does not
+    vary there is left out, since divided by its tiny spread any change on the scored
+    rows would swamp the prediction. The penalty is chosen among ``penalties`` by
+    leave-one-out error on the fitting rows alone (the closed form, each row's residual
+    over ``1 - h_ii``, with the centring held fixed), so that a map with nearly as many
+    features as fitting rows is not scored after it has fitted their noise, and the
+    scored rows never choose anything.
     R^2 pools the target columns: ``1 - SSE / SST`` with SST around the scored rows' own
     mean, so predicting that mean scores 0 and worse guesses go below.
 
@@ -34,6 +38,8 @@ def ridge_r2(
         targets: ``(N, T)``.
         train_fraction: Share of rows (the earliest) to fit on.
         penalties: Candidate ridge penalties.
+        fit_rows: How many rows (the earliest) to fit on, instead of ``train_fraction``:
+            for a split of known size, which a fraction could miss by a row.
 
     Returns:
         The score, or None when there are too few rows to fit and score (fewer than 2
@@ -46,10 +52,15 @@ def ridge_r2(
             f"{tuple(features.shape)} and {tuple(targets.shape)}"
         )
     x, y = features.double(), targets.double()
-    cut = int(len(x) * train_fraction)
-    if cut < x.shape[1] or len(x) - cut < 2:
+    cut = int(len(x) * train_fraction) if fit_rows is None else fit_rows
+    if cut < 2 or len(x) - cut < 2:
         return None
-    mean, std = x[:cut].mean(0), x[:cut].std(0).clamp_min(1e-8)
+    std = x[:cut].std(0)
+    varying = std > max(1e-3 * float(std.median()), 1e-12)
+    x, std = x[:, varying], std[varying]
+    if cut < x.shape[1] or x.shape[1] == 0:
+        return None
+    mean = x[:cut].mean(0)
     fit = (x[:cut] - mean) / std
     test = (x[cut:] - mean) / std
     y_mean = y[:cut].mean(0)

@@ -47,6 +47,37 @@ def test_too_few_rows_or_constant_targets_have_no_score() -> None:
     assert ridge_r2(torch.randn(100, 4), torch.ones(100, 2)) is None
 
 
+def test_a_feature_still_on_the_fitting_rows_cannot_swamp_the_scored_ones() -> None:
+    # A column that barely moves while fitting (one 1e-4) and varies freely when scored:
+    # divided by its fitting spread it would dominate every prediction.
+    generator = torch.Generator().manual_seed(4)
+    features = torch.randn(500, 4, generator=generator)
+    targets = features[:, :2] + 0.05 * torch.randn(500, 2, generator=generator)
+    still = torch.zeros(500, 1)
+    still[10] = 1e-4
+    still[400:] = torch.rand(100, 1, generator=generator)
+
+    score = ridge_r2(torch.cat([features, still], dim=1), targets)
+
+    assert score is not None and score > 0.99  # it was -67,000 before such columns were left out
+
+
+def test_a_split_of_known_size_fits_exactly_those_rows() -> None:
+    # 156 rows, the first 124 to fit: as a fraction, 124 / 156 gives a cut of 123 and
+    # scores row 123, an outlier that fitting absorbs but scoring cannot.
+    generator = torch.Generator().manual_seed(5)
+    features = torch.randn(156, 3, generator=generator)
+    targets = features[:, :1].clone()
+    targets[123] = 12.0
+
+    by_rows = ridge_r2(features, targets, fit_rows=124)
+    by_fraction = ridge_r2(features, targets, train_fraction=124 / 156)
+
+    assert by_rows is not None and by_fraction is not None
+    assert by_rows > 0.9
+    assert by_fraction < 0.3
+
+
 def test_mismatched_shapes_are_refused() -> None:
     with pytest.raises(ValueError, match=r"\(N, F\) features and \(N, T\) targets"):
         ridge_r2(torch.randn(10, 4), torch.randn(9, 2))
