@@ -61,6 +61,9 @@ Prints one JSON line per run (``--runs N``):
   until its action was applied (``inference/reaction_time``), what the world waits for;
   ``step_ms_{p50,p99}_no_training``: the step in phase 2, the spread of the agent's
   own work (e.g. steps that choose a new action against steps that hold one);
+  ``agent_ms_{p50,p99}``, ``agent_ms_p99_over_p50`` (and ``..._no_training``): the
+  step without the world's observation (``inference/agent_time``), whose spread is the
+  agent's alone, not the rendering's, which varies with what is in view;
 - ``train_steps_per_s`` (beside the agent), ``standalone_steps_per_s``, and
   ``train_fraction``, their ratio (goal >= 0.92);
 - ``gc_collections`` (phase 3, any thread), ``late_steps`` (started over 1 ms late),
@@ -359,6 +362,9 @@ class Phase:
     step_ms: list[float]
     reaction_ms: list[float]
     """From each step's start until its action was applied (empty for older checkouts)."""
+    agent_ms: list[float]
+    """Each step's time in the agent, without the world's observation (empty for older
+    checkouts)."""
     gc_collections: list[float]
     """Per step (as ``delays_ms``): collections of any thread since the previous step
     began (empty for checkouts that do not chart them)."""
@@ -393,6 +399,7 @@ class Phase:
             delays_ms=[value for phase in rounds for value in phase.delays_ms],
             step_ms=[value for phase in rounds for value in phase.step_ms],
             reaction_ms=[value for phase in rounds for value in phase.reaction_ms],
+            agent_ms=[value for phase in rounds for value in phase.agent_ms],
             gc_collections=[value for phase in rounds for value in phase.gc_collections],
             train_steps={n: sum(p.train_steps.get(n, 0) for p in rounds) for n in names},
             seconds=sum(phase.seconds for phase in rounds),
@@ -474,6 +481,11 @@ def run_phase(main: MainThread, folder: Path, supported: bool, warmup: float) ->
         reaction_ms=(
             [e.value * 1e3 for e in after("inference/reaction_time")]
             if "inference/reaction_time" in tags
+            else []
+        ),
+        agent_ms=(
+            [e.value * 1e3 for e in after("inference/agent_time")]
+            if "inference/agent_time" in tags
             else []
         ),
         gc_collections=[e.value for e in after("inference/gc_collections")],
@@ -578,6 +590,7 @@ def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
     deviation, quiet_deviation = milliseconds(both.delays_ms), milliseconds(quiet.delays_ms)
     step, quiet_step = milliseconds(both.step_ms), milliseconds(quiet.step_ms)
     reaction = milliseconds(both.reaction_ms)
+    agent, quiet_agent = milliseconds(both.agent_ms), milliseconds(quiet.agent_ms)
     rates = both.steps_per_s()
     train_rate = sum(rates.values()) if rates else None
     standalone_rate = standalone.steps_per_s().get(TRAINER) if standalone is not None else None
@@ -608,6 +621,18 @@ def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
         ),
         "step_ms_p50_no_training": quiet_step["p50"],
         "step_ms_p99_no_training": quiet_step["p99"],
+        "agent_ms_p50": agent["p50"],
+        "agent_ms_p99": agent["p99"],
+        "agent_ms_p99_over_p50": (
+            round(agent["p99"] / agent["p50"], 2)
+            if agent["p50"] and agent["p99"] is not None
+            else None
+        ),
+        "agent_ms_p99_over_p50_no_training": (
+            round(quiet_agent["p99"] / quiet_agent["p50"], 2)
+            if quiet_agent["p50"] and quiet_agent["p99"] is not None
+            else None
+        ),
         "train_steps_per_s": round(train_rate, 2) if train_rate is not None else None,
         "standalone_steps_per_s": (
             round(standalone_rate, 2) if standalone_rate is not None else None

@@ -35,6 +35,12 @@ class Interaction:
         """What the world declared it observes; its first observation is checked against it."""
         self.acted_at = 0.0
         """``time.perf_counter()`` when the last step's action was applied."""
+        self.observe_seconds = 0.0
+        """How long the last step waited for the world's observation (rendering, I/O)."""
+        self.agent_seconds = 0.0
+        """How long the last step spent in the agent (:meth:`Agent.step` and
+        :meth:`Agent.after_action`): a step's spread is the agent's own only if this
+        part spreads, not if the world's rendering cost varies with what is in view."""
         self._checked = False
         self.episodes = 0
         """Episodes the world ended so far (worlds with episodes only)."""
@@ -54,6 +60,7 @@ class Interaction:
         there, and work after it (e.g. scoring the previous step) delays nothing the
         world sees.
         """
+        started = time.perf_counter()
         observation = self.environment.observe()
         if not self._checked:
             check_observation(observation, self.observation_space, type(self.environment).__name__)
@@ -65,15 +72,20 @@ class Interaction:
                     **observation,
                     **{TRUTH_PREFIX + name: value for name, value in truth.items()},
                 }
+        observed = time.perf_counter()
+        self.observe_seconds = observed - started
         if self.environment.broke_continuity():
             self.agent.on_discontinuity()
             self.agent.collector.begin_segment()
         action = self.agent.step(observation)
+        decided = time.perf_counter()
         self.environment.affect(action)
         self.acted_at = time.perf_counter()
         feedback = self.environment.feedback()
         self._count(feedback)
+        scoring = time.perf_counter()
         self.agent.after_action(feedback)
+        self.agent_seconds = (decided - observed) + (time.perf_counter() - scoring)
 
     def _count(self, feedback: Feedback) -> None:
         """Rewards and episode ends, for the ``world/episode_*`` charts."""

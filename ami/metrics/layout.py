@@ -71,6 +71,10 @@ def build_layout(trainers: Sequence[str]) -> layout_pb2.Layout:
                 _chart("step interval (s)", r"inference/step_interval$"),
                 _chart("step time (s)", r"inference/step_time$"),
                 _chart("reaction time (s)", r"inference/reaction_time$"),
+                _chart(
+                    "step shares: observe, agent (s)",
+                    r"inference/(observe_time|agent_time)$",
+                ),
                 _chart("overruns", r"inference/overruns$"),
             ],
         ),

@@ -162,6 +162,9 @@ class InferenceThread(BackgroundThread):
             # Until the action was applied: what the world waits for (the rest is
             # the agent's bookkeeping after it, Agent.after_action).
             "inference/reaction_time": self.interaction.acted_at - started,
+            # The step's two shares: the world's observation and the agent's work.
+            "inference/observe_time": self.interaction.observe_seconds,
+            "inference/agent_time": self.interaction.agent_seconds,
             "inference/overruns": float(self.overruns),
             "inference/pending_steps": float(self.collector.pending),
             "inference/dropped_steps": float(self.collector.dropped_total),

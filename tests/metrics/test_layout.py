@@ -51,6 +51,8 @@ def test_the_page_opens_on_losses_then_timing_coverage_and_resources() -> None:
         ("inference/step_interval", ["step interval (s)"]),
         ("inference/step_time", ["step time (s)"]),
         ("inference/reaction_time", ["reaction time (s)"]),
+        ("inference/observe_time", ["step shares: observe, agent (s)"]),
+        ("inference/agent_time", ["step shares: observe, agent (s)"]),
         (
             "inference/world/screen_in_view",
             ["noisy TV (screen in view, steps watching, channel switches)"],
