@@ -10,6 +10,7 @@ Examples:
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import sys
 from pathlib import Path
@@ -40,4 +41,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    # A native crash (a segfault or abort in torch, OpenCV, a driver) hours into a run
+    # then prints every thread's Python stack to stderr instead of nothing.
+    faulthandler.enable()
     sys.exit(launch_and_report(main))
