@@ -556,6 +556,12 @@ def milliseconds(values: Sequence[float]) -> dict[str, float | None]:
     }
 
 
+def p99_over_p50(figures: dict[str, float | None]) -> float | None:
+    """The spread of :func:`milliseconds`' figures: p99 over the median, or None."""
+    p50, p99 = figures["p50"], figures["p99"]
+    return round(p99 / p50, 2) if p50 and p99 is not None else None
+
+
 def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
     """One run: ``rounds`` of the phases, one after the other, then its JSON record."""
     load = [round(value, 2) for value in os.getloadavg()]
@@ -594,9 +600,6 @@ def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
     rates = both.steps_per_s()
     train_rate = sum(rates.values()) if rates else None
     standalone_rate = standalone.steps_per_s().get(TRAINER) if standalone is not None else None
-    ratio = None
-    if step["p50"] and step["p99"] is not None:
-        ratio = round(step["p99"] / step["p50"], 2)
     record: dict[str, Any] = {
         "experiment": args.experiment or "loop",
         "run": run,
@@ -611,28 +614,16 @@ def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
         "deviation_max_ms_no_training": quiet_deviation["max"],
         "step_ms_p50": step["p50"],
         "step_ms_p99": step["p99"],
-        "step_ms_p99_over_p50": ratio,
+        "step_ms_p99_over_p50": p99_over_p50(step),
         "reaction_ms_p50": reaction["p50"],
         "reaction_ms_p99": reaction["p99"],
-        "reaction_ms_p99_over_p50": (
-            round(reaction["p99"] / reaction["p50"], 2)
-            if reaction["p50"] and reaction["p99"] is not None
-            else None
-        ),
+        "reaction_ms_p99_over_p50": p99_over_p50(reaction),
         "step_ms_p50_no_training": quiet_step["p50"],
         "step_ms_p99_no_training": quiet_step["p99"],
         "agent_ms_p50": agent["p50"],
         "agent_ms_p99": agent["p99"],
-        "agent_ms_p99_over_p50": (
-            round(agent["p99"] / agent["p50"], 2)
-            if agent["p50"] and agent["p99"] is not None
-            else None
-        ),
-        "agent_ms_p99_over_p50_no_training": (
-            round(quiet_agent["p99"] / quiet_agent["p50"], 2)
-            if quiet_agent["p50"] and quiet_agent["p99"] is not None
-            else None
-        ),
+        "agent_ms_p99_over_p50": p99_over_p50(agent),
+        "agent_ms_p99_over_p50_no_training": p99_over_p50(quiet_agent),
         "train_steps_per_s": round(train_rate, 2) if train_rate is not None else None,
         "standalone_steps_per_s": (
             round(standalone_rate, 2) if standalone_rate is not None else None
