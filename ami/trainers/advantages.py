@@ -65,11 +65,20 @@ def generalized_advantages(
 class RunningMeanStd:
     """Mean and variance of a stream of numbers, updated a batch at a time.
 
-    Uses the parallel-variance formula (Chan et al.), so the result does not depend on
-    how the stream is cut into batches.
+    Uses the parallel-variance formula (Chan et al.), so with ``memory=1`` the result
+    does not depend on how the stream is cut into batches. With ``memory < 1`` the
+    weight of everything seen so far is multiplied by ``memory`` before each batch is
+    folded in: the statistics follow a stream whose level drifts (a curiosity reward,
+    as the world model learns) instead of averaging over its whole history.
+
+    Args:
+        memory: Share of the old statistics' weight kept at each batch, in (0, 1].
     """
 
-    def __init__(self) -> None:
+    def __init__(self, memory: float = 1.0) -> None:
+        if not 0.0 < memory <= 1.0:
+            raise ValueError(f"memory must be in (0, 1], got {memory}")
+        self.memory = memory
         self.mean = 0.0
         self.var = 1.0
         self.count = 0.0
@@ -79,6 +88,7 @@ class RunningMeanStd:
         values = values.detach().double().flatten()
         if values.numel() == 0:
             return
+        self.count *= self.memory
         batch_mean = float(values.mean())
         batch_var = float(values.var(unbiased=False))
         batch_count = float(values.numel())
@@ -137,3 +147,40 @@ class ReturnScaler:
         """Restore :meth:`state_dict`."""
         self.stats.mean, self.stats.var = float(state["mean"]), float(state["var"])
         self.stats.count, self._return = float(state["count"]), float(state["ret"])
+
+
+class RewardStandardizer:
+    """Centres rewards on their recent mean and divides by their recent spread.
+
+    A curiosity reward drifts in level and unit (the forward model improves, the
+    encoder's latent changes scale), and its level is mostly the same at every step. In
+    a task that never ends, subtracting a constant from every reward leaves the best
+    policy unchanged, but it takes that constant out of the value's target: the value
+    then learns which states are more surprising than usual, instead of chasing a level
+    that moves (the uncentred :class:`ReturnScaler` left the value's explained variance
+    below zero in every 10-minute run, docs/learning.md). The statistics forget
+    (``memory`` per rollout), so they follow the drift.
+
+    Args:
+        memory: Share of the statistics' weight kept at each call (one rollout).
+        epsilon: Floor of the divisor, so a flat stream does not blow up.
+    """
+
+    def __init__(self, memory: float = 0.9, epsilon: float = 1e-8) -> None:
+        self.epsilon = epsilon
+        self.stats = RunningMeanStd(memory)
+
+    def __call__(self, rewards: torch.Tensor) -> torch.Tensor:
+        """Fold ``rewards`` into the statistics and return them standardized."""
+        self.stats.update(rewards)
+        return (rewards - self.stats.mean) / max(self.stats.std, self.epsilon)
+
+    def state_dict(self) -> dict[str, float]:
+        """The running statistics, for a checkpoint."""
+        stats = self.stats
+        return {"mean": stats.mean, "var": stats.var, "count": stats.count}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.stats.mean, self.stats.var = float(state["mean"]), float(state["var"])
+        self.stats.count = float(state["count"])

@@ -14,18 +14,21 @@ from ami.data.buffer import DataBuffer
 from ami.data.sequential_buffer import SequentialBuffer
 from ami.data.step import SEGMENT
 from ami.models.nets import MultiCategorical
-from ami.trainers.advantages import ReturnScaler, generalized_advantages
+from ami.trainers.advantages import ReturnScaler, RewardStandardizer, generalized_advantages
 from ami.trainers.trainer import Trainer
 
 _ROLLOUT_KEYS = ("latent", "hidden", "action", "action_log_prob")
+
+REWARD_NORMALIZATIONS = ("standardize", "return_scale", "none")
+"""What :class:`PPOTrainer` can do to rewards before the advantages (``reward_normalization``)."""
 
 
 class PPOTrainer(Trainer):
     """Clipped-surrogate PPO on the newest ``rollout_length`` steps of a trajectory buffer.
 
     A run starts once ``rollout_length`` new steps arrived. At its start the rollout is
-    read in order, rewards are scaled by the running spread of their discounted sum
-    (curiosity rewards drift as the world model learns), and GAE advantages are
+    read in order, rewards are normalized (curiosity rewards drift as the world model
+    learns: ``reward_normalization``), and GAE advantages are
     computed from the values recorded while acting, bootstrapping from the step after
     the rollout; they do not run across a segment boundary (a pause, dropped steps).
     Each optimizer step is then one shuffled minibatch, ``epochs`` passes
@@ -49,7 +52,12 @@ class PPOTrainer(Trainer):
         clip: Ratio clip of the surrogate objective.
         value_coef: Weight of the value loss.
         entropy_coef: Weight of the entropy bonus.
-        normalize_rewards: Divide rewards by the running std of discounted returns.
+        reward_normalization: ``"standardize"``: subtract the rewards' recent mean and
+            divide by their recent std (:class:`~ami.trainers.advantages.RewardStandardizer`);
+            ``"return_scale"``: divide by the running std of discounted returns, without
+            centring (:class:`~ami.trainers.advantages.ReturnScaler`); ``"none"``.
+        reward_memory: With ``"standardize"``: share of the statistics' weight kept per
+            rollout (0.9: about the last ten rollouts count).
         steps_per_run: Optional check: must equal
             ``epochs * (rollout_length // minibatch_size)``.
         seed: Seed of the minibatch shuffling.
@@ -69,7 +77,8 @@ class PPOTrainer(Trainer):
         clip: float = 0.2,
         value_coef: float = 0.5,
         entropy_coef: float = 0.01,
-        normalize_rewards: bool = True,
+        reward_normalization: str = "return_scale",
+        reward_memory: float = 0.9,
         steps_per_run: int | None = None,
         seed: int = 0,
         **kwargs: Any,
@@ -82,6 +91,13 @@ class PPOTrainer(Trainer):
                 f"minibatch_size must be in 1..rollout_length ({rollout_length}), "
                 f"got {minibatch_size}"
             )
+        if reward_normalization not in REWARD_NORMALIZATIONS:
+            raise ValueError(
+                f"reward_normalization={reward_normalization!r}: expected one of "
+                f"{list(REWARD_NORMALIZATIONS)}"
+            )
+        if not 0.0 < reward_memory <= 1.0:
+            raise ValueError(f"reward_memory must be in (0, 1], got {reward_memory}")
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
         steps = epochs * (rollout_length // minibatch_size)
@@ -108,7 +124,16 @@ class PPOTrainer(Trainer):
         self.clip = clip
         self.value_coef = value_coef
         self.entropy_coef = entropy_coef
-        self.scaler = ReturnScaler(gamma) if normalize_rewards else None
+        self.reward_normalization = reward_normalization
+        self.scaler: RewardStandardizer | ReturnScaler | None = None
+        if reward_normalization == "standardize":
+            self.scaler = RewardStandardizer(reward_memory)
+        elif reward_normalization == "return_scale":
+            self.scaler = ReturnScaler(gamma)
+        # One key per kind, so a checkpoint's statistics never load into the other kind.
+        self._scaler_key = (
+            "reward_standardizer" if reward_normalization == "standardize" else "reward_scaler"
+        )
         self._shuffle = torch.Generator().manual_seed(seed)
         self._rollout: dict[str, torch.Tensor] = {}
         self._minibatches: deque[torch.Tensor] = deque()
@@ -134,7 +159,7 @@ class PPOTrainer(Trainer):
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         if self.scaler is not None:
-            state["reward_scaler"] = self.scaler.state_dict()
+            state[self._scaler_key] = self.scaler.state_dict()
         state["shuffle"] = self._shuffle.get_state()
         if self._in_run:  # the rollout being learned from, and the minibatches still due
             state["rollout"] = dict(self._rollout)
@@ -144,8 +169,8 @@ class PPOTrainer(Trainer):
     @override
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
-        if self.scaler is not None and "reward_scaler" in state:
-            self.scaler.load_state_dict(state["reward_scaler"])
+        if self.scaler is not None and self._scaler_key in state:
+            self.scaler.load_state_dict(state[self._scaler_key])
         self._shuffle.set_state(state["shuffle"])
         device = self.fabric.device
         self._rollout = {key: value.to(device) for key, value in state.get("rollout", {}).items()}
@@ -195,6 +220,9 @@ class PPOTrainer(Trainer):
         stats = {
             "intrinsic_reward": float(raw.mean()),
             "reward_scale": self.scaler.stats.std if self.scaler is not None else 1.0,
+            "reward_offset": (
+                self.scaler.stats.mean if isinstance(self.scaler, RewardStandardizer) else 0.0
+            ),
             "explained_variance": explained,
         }
         self.metrics.scalars(

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ami.trainers.advantages import ReturnScaler, RunningMeanStd, generalized_advantages
+from ami.trainers.advantages import (
+    ReturnScaler,
+    RewardStandardizer,
+    RunningMeanStd,
+    generalized_advantages,
+)
 
 
 def test_gae_matches_a_hand_computed_example() -> None:
@@ -76,3 +81,38 @@ def test_return_scaler_divides_by_the_spread_of_discounted_returns() -> None:
     assert second.tolist() == pytest.approx([4.0 / float(returns.std(unbiased=False))])
     # Scaling by the same number everywhere keeps the rewards' ranking and sign.
     assert scaler(torch.tensor([-1.0, 3.0])).sign().tolist() == [-1.0, 1.0]
+
+
+def test_forgetting_statistics_follow_a_level_that_moves() -> None:
+    everything, recent = RunningMeanStd(), RunningMeanStd(memory=0.5)
+    for level in (0.0, 0.0, 0.0, 10.0, 10.0, 10.0, 10.0, 10.0):
+        batch = torch.full((16,), level)
+        everything.update(batch)
+        recent.update(batch)
+    assert everything.mean == pytest.approx(6.25)
+    # Weights of the three old batches after five halvings: (1/32 + 1/64 + 1/128) of
+    # the newest one's; their share of the total is about 2.7%.
+    assert 9.5 < recent.mean < 10.0
+    with pytest.raises(ValueError, match="memory"):
+        RunningMeanStd(memory=0.0)
+
+
+def test_standardized_rewards_lose_their_level_and_unit_but_keep_their_order() -> None:
+    standardizer = RewardStandardizer(memory=0.9)
+    rewards = torch.tensor([0.46, 0.50, 0.48, 0.70])  # a latent error: a level, small spread
+    out = standardizer(rewards)
+    assert float(out.mean()) == pytest.approx(0.0, abs=1e-6)
+    assert float(out.std(unbiased=False)) == pytest.approx(1.0, rel=1e-5)
+    assert out.argsort().tolist() == rewards.argsort().tolist()
+    # The same rewards in another unit (the encoder's latent grew) come out the same.
+    rescaled = RewardStandardizer(memory=0.9)(rewards * 3.0 + 1.0)
+    assert rescaled.tolist() == pytest.approx(out.tolist(), abs=1e-5)
+
+
+def test_a_standardizer_restores_its_statistics() -> None:
+    first = RewardStandardizer(memory=0.8)
+    first(torch.tensor([1.0, 2.0, 4.0]))
+    second = RewardStandardizer(memory=0.8)
+    second.load_state_dict(first.state_dict())
+    later = torch.tensor([3.0, 0.0])
+    assert second(later).tolist() == pytest.approx(first(later).tolist())

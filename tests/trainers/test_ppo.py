@@ -77,6 +77,10 @@ def test_optimizer_steps_per_run_follow_from_the_rollout() -> None:
         PPOTrainer(rollout_length=8, minibatch_size=16)
     with pytest.raises(ValueError, match="batch_size"):
         PPOTrainer(batch_size=4)
+    with pytest.raises(ValueError, match=r"reward_normalization='scale'.*standardize"):
+        PPOTrainer(reward_normalization="scale")
+    with pytest.raises(ValueError, match="reward_memory"):
+        PPOTrainer(reward_memory=1.5)
 
 
 def test_the_buffer_must_keep_order_and_hold_a_rollout_and_its_bootstrap(tmp_path: Path) -> None:
@@ -114,10 +118,20 @@ def test_a_run_waits_for_a_whole_new_rollout(tmp_path: Path) -> None:
     assert trainer.is_ready()
 
 
-def test_ppo_makes_rewarded_choices_likelier_without_surprise_at_first(tmp_path: Path) -> None:
+@pytest.mark.parametrize("normalization", ["standardize", "return_scale", "none"])
+def test_ppo_makes_rewarded_choices_likelier_without_surprise_at_first(
+    tmp_path: Path, normalization: str
+) -> None:
     policy = make_policy()
     buffer = SequentialBuffer(128, name="trajectory")
-    trainer = PPOTrainer(rollout_length=64, minibatch_size=16, epochs=4, gamma=0.0, lr=3e-3)
+    trainer = PPOTrainer(
+        rollout_length=64,
+        minibatch_size=16,
+        epochs=4,
+        gamma=0.0,
+        lr=3e-3,
+        reward_normalization=normalization,
+    )
     writer = bind(trainer, policy, buffer, tmp_path)
     steps = trajectory(policy, 65)
     buffer.extend(steps)
@@ -148,3 +162,44 @@ def test_held_actions_train_the_value_but_not_the_policy_head(tmp_path: Path) ->
     assert trainer.run()
     assert all(torch.equal(a, b) for a, b in zip(head, module.policy_head.parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(value_head, module.value_head.parameters()))
+
+
+def first_losses(
+    tmp_path: Path, normalization: str, level: float, unit: float
+) -> tuple[float, float, float]:
+    """The first run's reward offset, value loss and policy loss on one trajectory whose
+    rewards are moved to ``level`` and multiplied by ``unit``."""
+    policy = make_policy()
+    buffer = SequentialBuffer(128, name="trajectory")
+    trainer = PPOTrainer(
+        rollout_length=64, minibatch_size=16, epochs=1, reward_normalization=normalization
+    )
+    folder = tmp_path / f"{normalization}_{level}_{unit}"
+    writer = bind(trainer, policy, buffer, folder)
+    steps = trajectory(policy, 65)
+    buffer.extend([{**step, "reward": step["reward"] * unit + level} for step in steps])
+    assert trainer.run()
+    writer.close()
+    events = EventAccumulator(str(folder / "tb"), size_guidance={"scalars": 0})
+    events.Reload()
+    return (
+        events.Scalars("training/policy/rollout/reward_offset")[0].value,
+        events.Scalars("training/policy/value_loss")[0].value,
+        events.Scalars("training/policy/policy_loss")[0].value,
+    )
+
+
+def test_standardized_rewards_leave_the_level_and_unit_out_of_the_value_target(
+    tmp_path: Path,
+) -> None:
+    """A curiosity reward is mostly a level that drifts, in a unit that drifts: once
+    standardized, the value learns the same targets whatever they are."""
+    offset, value_loss, policy_loss = first_losses(tmp_path, "standardize", 0.0, 1.0)
+    moved = first_losses(tmp_path, "standardize", 50.0, 3.0)
+    assert moved[0] == pytest.approx(50.0 + 3.0 * offset, rel=1e-4)
+    assert moved[1:] == pytest.approx((value_loss, policy_loss), rel=1e-3, abs=1e-6)
+    # Left as they are, the level is in the value's target.
+    assert (
+        first_losses(tmp_path, "none", 50.0, 3.0)[1]
+        > 100 * first_losses(tmp_path, "none", 0.0, 1.0)[1]
+    )
