@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from fake_clock import ManualClock
 
 from ami.data import StepCollector
 from ami.interaction import Environment, Interaction
@@ -12,20 +13,10 @@ from ami.interaction.environment import NO_FEEDBACK, Feedback
 from ami.interaction.spaces import Box, Observation, image_space
 
 
-class Clock:
-    """A stand-in for ``time.perf_counter`` that moves only when a part works."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class SlowWorld(Environment):
     """Observing takes 30 ms of the clock, applying an action 40 ms."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: ManualClock) -> None:
         self.clock = clock
 
     def observation_space(self) -> dict[str, Box]:
@@ -42,7 +33,7 @@ class SlowWorld(Environment):
 class SlowAgent(RandomAgent):
     """Deciding takes 20 ms of the clock, the work after the action 10 ms."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: ManualClock) -> None:
         super().__init__([3, 3, 3, 2, 2])
         self.clock = clock
 
@@ -58,7 +49,7 @@ class SlowAgent(RandomAgent):
 def test_the_agents_share_excludes_observing_and_acting_on_the_world(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    clock = Clock()
+    clock = ManualClock()
     monkeypatch.setattr("ami.interaction.interaction.time.perf_counter", clock)
     agent = SlowAgent(clock)
     agent.bind(None, StepCollector())  # type: ignore[arg-type]

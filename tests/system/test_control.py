@@ -2,6 +2,7 @@ import threading
 import time
 
 import pytest
+from fake_clock import ManualClock
 from runtime_parts import wait_for
 
 from ami.sharing import OwnershipError, ReadOnlyError
@@ -290,18 +291,8 @@ def test_pause_resume_stress(cycles: int) -> None:
         assert not thread.is_alive()
 
 
-class FakeClock:
-    """Heartbeat time that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_safe_points_are_heartbeats_and_silence_counts_only_while_running() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     system = SystemControl(clock=clock)
     control = system.handle_for("worker")
     assert control.activity is Activity.STARTING
@@ -332,7 +323,7 @@ def test_safe_points_are_heartbeats_and_silence_counts_only_while_running() -> N
 
 
 def test_an_idle_or_parked_thread_owes_no_heartbeat() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     system = SystemControl(clock=clock)
     control = system.handle_for("worker")
     wake_seen = threading.Event()

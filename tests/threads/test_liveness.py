@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from fake_clock import ManualClock
 from runtime_parts import wait_for
 
 from ami.system import SystemControl
@@ -15,14 +16,6 @@ from ami.threads.liveness import HangWatch
 
 DEADLINE = 30.0
 """Seconds a thread may take on a busy machine before the test calls it a deadlock."""
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Worker(BackgroundThread):
@@ -45,7 +38,7 @@ class Worker(BackgroundThread):
         assert self.release.wait(DEADLINE)
 
 
-def started(worker: Worker, clock: FakeClock) -> SystemControl:
+def started(worker: Worker, clock: ManualClock) -> SystemControl:
     system = SystemControl(clock=clock)
     worker.bind(system.handle_for(worker.name), lambda: None)
     worker.start()
@@ -65,7 +58,7 @@ def stop(worker: Worker, system: SystemControl) -> None:
 def test_a_working_thread_silent_for_the_timeout_is_hung_and_its_report_says_where(
     tmp_path: Path,
 ) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     worker = Worker(tmp_path, idle=False)
     watch = HangWatch([worker], timeout=10.0)
     system = started(worker, clock)
@@ -87,7 +80,7 @@ def test_a_working_thread_silent_for_the_timeout_is_hung_and_its_report_says_whe
 def test_an_idle_thread_is_never_hung_but_is_looked_at_again_within_one_timeout(
     tmp_path: Path,
 ) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     worker = Worker(tmp_path, idle=True)
     watch = HangWatch([worker], timeout=10.0)
     system = started(worker, clock)
@@ -101,7 +94,7 @@ def test_an_idle_thread_is_never_hung_but_is_looked_at_again_within_one_timeout(
 
 
 def test_a_parked_thread_is_never_hung(tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     worker = Worker(tmp_path, idle=True)
     watch = HangWatch([worker], timeout=10.0)
     system = started(worker, clock)
@@ -118,7 +111,7 @@ def test_a_parked_thread_is_never_hung(tmp_path: Path) -> None:
 def test_without_a_timeout_nothing_is_hung_and_nothing_wakes_the_main_thread(
     tmp_path: Path,
 ) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     worker = Worker(tmp_path, idle=False)
     watch = HangWatch([worker], timeout=None)
     system = started(worker, clock)
