@@ -77,7 +77,7 @@ class PPOTrainer(Trainer):
         clip: float = 0.2,
         value_coef: float = 0.5,
         entropy_coef: float = 0.01,
-        reward_normalization: str = "return_scale",
+        reward_normalization: str = "standardize",
         reward_memory: float = 0.9,
         steps_per_run: int | None = None,
         seed: int = 0,
