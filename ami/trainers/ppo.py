@@ -124,16 +124,11 @@ class PPOTrainer(Trainer):
         self.clip = clip
         self.value_coef = value_coef
         self.entropy_coef = entropy_coef
-        self.reward_normalization = reward_normalization
         self.scaler: RewardStandardizer | ReturnScaler | None = None
         if reward_normalization == "standardize":
             self.scaler = RewardStandardizer(reward_memory)
         elif reward_normalization == "return_scale":
             self.scaler = ReturnScaler(gamma)
-        # One key per kind, so a checkpoint's statistics never load into the other kind.
-        self._scaler_key = (
-            "reward_standardizer" if reward_normalization == "standardize" else "reward_scaler"
-        )
         self._shuffle = torch.Generator().manual_seed(seed)
         self._rollout: dict[str, torch.Tensor] = {}
         self._minibatches: deque[torch.Tensor] = deque()
@@ -154,6 +149,15 @@ class PPOTrainer(Trainer):
                 f"trainer {name}: buffer {self.buffer_name!r} holds {buffer.capacity} "
                 f"steps; rollout_length={self.rollout_length} needs at least one more"
             )
+
+    @property
+    def _scaler_key(self) -> str:
+        # One key per kind, so a checkpoint's statistics never load into the other kind.
+        return (
+            "reward_standardizer"
+            if isinstance(self.scaler, RewardStandardizer)
+            else "reward_scaler"
+        )
 
     @override
     def state_dict(self) -> dict[str, Any]:
