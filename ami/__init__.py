@@ -5,4 +5,9 @@ the web API), inference (agent <-> world at a fixed interval) and training. Ever
 object they share has one writing thread (``ami.sharing``).
 """
 
+from ami.openmp import choose_wait_policy
+
+# Before anything imports torch: OpenMP reads its wait policy once, as it loads.
+choose_wait_policy()
+
 __version__ = "0.1.0"

@@ -34,6 +34,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import ami  # noqa: F401  (first: it sets OpenMP's wait policy before torch loads)
+
+# isort: split
 import torch
 from hydra import compose, initialize_config_dir
 from measuring import call_api

@@ -35,6 +35,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import ami  # noqa: F401  (first: it sets OpenMP's wait policy before torch loads)
+
+# isort: split
 import torch
 
 from ami.checkpoints.file_format import (

@@ -16,6 +16,9 @@ import statistics
 import threading
 import time
 
+import ami  # noqa: F401  (first: it sets OpenMP's wait policy before torch loads)
+
+# isort: split
 import torch
 
 from ami.data import Step, StepCollector

@@ -122,6 +122,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ami  # noqa: F401  (first: it sets OpenMP's wait policy before torch loads)
+
+# isort: split
 import torch
 from lightning_fabric import Fabric
 from measuring import percentile, read_events
@@ -135,6 +138,7 @@ from ami.interaction.spaces import IMAGE, Box, Observation, image_space
 from ami.metrics import EventWriter
 from ami.metrics.resources import ResourceMonitor
 from ami.models import ModelGate
+from ami.openmp import wait_policy
 from ami.system import SystemControl
 from ami.threads import InferenceThread, MainThread, TrainingThread
 from ami.threads.run_report import RunReport
@@ -646,6 +650,7 @@ def measure(args: argparse.Namespace, run: int) -> dict[str, Any]:
         "loss_final": round(both.loss_final, 5) if both.loss_final is not None else None,
         "scheduling": both.scheduling,
         "scheduling_requested": args.scheduling,
+        "openmp_wait_policy": wait_policy(),
         "thread_priorities": both.priorities,
         "cpu_percent": both.cpu_percent,
         "machine_busy_percent": both.machine_busy_percent,

@@ -35,6 +35,10 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+
+import ami  # noqa: F401  (first: it sets OpenMP's wait policy before torch loads)
+
+# isort: split
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate

@@ -24,6 +24,9 @@ import statistics
 import time
 from pathlib import Path
 
+import ami  # noqa: F401  (first: it sets OpenMP's wait policy before torch loads)
+
+# isort: split
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate

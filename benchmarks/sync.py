@@ -48,6 +48,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import ami  # noqa: F401  (first: it sets OpenMP's wait policy before torch loads)
+
+# isort: split
 import torch
 from measuring import percentile
 from torch import nn

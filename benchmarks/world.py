@@ -28,6 +28,10 @@ import json
 import time
 
 import cv2
+
+import ami  # noqa: F401  (first: it sets OpenMP's wait policy before torch loads)
+
+# isort: split
 import torch
 
 from ami.interaction.environment import Environment

@@ -23,7 +23,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
 def launch(*overrides: str, cwd: Path | None = None) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Without the OpenMP wait policy this process's own ami set: the launcher chooses it.
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env["PYTHONUNBUFFERED"] = "1"
     return subprocess.Popen(
         [sys.executable, str(LAUNCH), *overrides],
         cwd=cwd or ROOT,
@@ -95,6 +97,8 @@ def test_canonical_launch_runs_learns_and_records(tmp_path: Path) -> None:
     assert "Control API: http" in (run_dir / "main.log").read_text()
     assert "ready:" in (run_dir / "inference.log").read_text()
     assert "[training]" in (run_dir / "training.log").read_text()
+    # The launcher loads ami before torch, so torch's OpenMP workers sleep at once.
+    assert "OpenMP workers passive (ami's default" in (run_dir / "training.log").read_text()
     assert "[inference]" not in (run_dir / "training.log").read_text()
     assert output.count("Control API: ") == 1, "printed once"
     assert "progress: up " in (run_dir / "main.log").read_text()

@@ -25,6 +25,7 @@ from ami.data.buffer import DataBuffer
 from ami.data.collector import StepCollector
 from ami.evaluation import Evaluation
 from ami.models.gate import ModelGate
+from ami.openmp import wait_policy
 from ami.state import global_rng_state, set_global_rng_state
 from ami.system.control import ThreadControl
 from ami.threads.background import BackgroundThread
@@ -104,7 +105,9 @@ class TrainingThread(BackgroundThread):
 
     @override
     def configure_scheduling(self) -> str:
-        return lower_priority(self.nice)
+        # Its OpenMP workers' wait policy belongs here: it decides whether they hold
+        # the cores between operations when the agent wakes (ami.openmp).
+        return f"{lower_priority(self.nice)}; OpenMP workers {wait_policy()}"
 
     @override
     def on_start(self) -> None:

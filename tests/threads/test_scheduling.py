@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from runtime_parts import build_runtime
 
+from ami.openmp import wait_policy
 from ami.threads import scheduling
 from ami.threads.scheduling import SchedulingError, check_realtime, lower_priority, make_realtime
 
@@ -100,5 +101,7 @@ def test_the_threads_of_a_run_report_their_scheduling(tmp_path: Path) -> None:
     inference = runtime.inference.status()["scheduling"]
     expected = "SCHED_FIFO priority 10" if fifo_permitted() else "normal (SCHED_FIFO"
     assert str(inference).startswith(expected)
-    assert str(runtime.training.status()["scheduling"]).startswith("nice +")
+    training = str(runtime.training.status()["scheduling"])
+    assert training.startswith("nice +")
+    assert training.endswith(f"; OpenMP workers {wait_policy()}")
     assert scheduling.FIFO_PRIORITY == 10
